@@ -1,0 +1,247 @@
+"""The planner's store: targets, plans and their phases, and the audit log.
+
+Each model with a lifecycle declares its states and allowed transitions once, here; services
+(planner/services/) are the only code that moves them, through `transition_to()`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from psycopg.conninfo import make_conninfo
+
+from planner import credentials
+
+
+class InvalidTransition(Exception):
+    """A state change that the state machine does not allow."""
+
+
+class StateMachineMixin:
+    """Adds `transition_to` to a model that has `status` and a TRANSITIONS table."""
+
+    TRANSITIONS: dict[str, set[str]] = {}
+
+    def can_transition_to(self, new_status: str) -> bool:
+        return new_status in self.TRANSITIONS.get(self.status, set())
+
+    def transition_to(self, new_status: str) -> str:
+        """Set the new status (caller saves); returns the old one. Raises InvalidTransition."""
+        if not self.can_transition_to(new_status):
+            raise InvalidTransition(f"{type(self).__name__} {self.pk} cannot go from {self.status} to {new_status}")
+        old_status, self.status = self.status, new_status
+        return old_status
+
+
+class TargetDatabase(models.Model):
+    """A customer PostgreSQL server and database that plans change; reached with psycopg only."""
+
+    class SslMode(models.TextChoices):
+        DISABLE = "disable"
+        PREFER = "prefer"
+        REQUIRE = "require"
+        VERIFY_FULL = "verify-full"
+
+    name = models.SlugField(max_length=100, unique=True, help_text="Short name used in the CLI (--target).")
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(default=5432)
+    dbname = models.CharField("database name", max_length=255)
+    username = models.CharField(max_length=255)
+    password_encrypted = models.TextField(blank=True, editable=False)
+    password_env_var = models.CharField(
+        "password environment variable",
+        max_length=255,
+        blank=True,
+        help_text="Name of an environment variable holding the password, instead of storing it.",
+    )
+    sslmode = models.CharField(max_length=20, choices=SslMode.choices, default=SslMode.PREFER)
+    server_version = models.CharField(max_length=100, blank=True, editable=False)
+    last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_check_error = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<TargetDatabase {self.name}: {self.username}@{self.host}:{self.port}/{self.dbname}>"
+
+    def clean(self) -> None:
+        if self.password_env_var and self.password_encrypted:
+            raise ValidationError(
+                {"password_env_var": "Give either a stored password or an environment variable, not both."}
+            )
+
+    def set_password(self, raw_password: str) -> None:
+        self.password_encrypted = credentials.encrypt(raw_password) if raw_password else ""
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_encrypted or self.password_env_var)
+
+    def _password(self) -> str | None:
+        if self.password_env_var:
+            value = os.environ.get(self.password_env_var)
+            if value is None:
+                raise credentials.CredentialsError(
+                    f"target {self.name}: environment variable {self.password_env_var} is not set"
+                )
+            return value
+        if self.password_encrypted:
+            return credentials.decrypt(self.password_encrypted)
+        return None
+
+    def conninfo(self, **overrides) -> str:
+        """A libpq connection string including the password: pass it to psycopg, never display it."""
+        params = {
+            "host": self.host,
+            "port": self.port,
+            "dbname": self.dbname,
+            "user": self.username,
+            "sslmode": self.sslmode,
+            "application_name": "migration-planner",
+            "connect_timeout": 10,
+        }
+        password = self._password()
+        if password is not None:
+            params["password"] = password
+        params.update(overrides)
+        return make_conninfo(**params)
+
+    @property
+    def display_dsn(self) -> str:
+        """What pages may show: everything but the password."""
+        return f"postgresql://{self.username}@{self.host}:{self.port}/{self.dbname}"
+
+
+class Plan(StateMachineMixin, models.Model):
+    """A zero-downtime schema change, made of ordered phases (expand → backfill → contract)."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"  # being written; phases may change
+        SCHEDULED = "scheduled", "Scheduled"  # phases have windows; waiting for gates
+        RUNNING = "running", "Running"  # a phase is executing or waiting between phases
+        SUCCEEDED = "succeeded", "Succeeded"  # every phase succeeded
+        FAILED = "failed", "Failed"  # a phase failed; can be retried or rolled back
+        ROLLED_BACK = "rolled_back", "Rolled back"  # down SQL applied in reverse
+        CANCELLED = "cancelled", "Cancelled"  # abandoned before completion
+
+    TRANSITIONS = {
+        Status.DRAFT: {Status.SCHEDULED, Status.RUNNING, Status.CANCELLED},
+        Status.SCHEDULED: {Status.DRAFT, Status.RUNNING, Status.CANCELLED},
+        Status.RUNNING: {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED},
+        Status.FAILED: {Status.RUNNING, Status.ROLLED_BACK, Status.CANCELLED},
+        Status.SUCCEEDED: {Status.ROLLED_BACK},
+        Status.ROLLED_BACK: {Status.DRAFT},
+        Status.CANCELLED: set(),
+    }
+
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    target = models.ForeignKey(TargetDatabase, on_delete=models.PROTECT, related_name="plans")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="owned_plans"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    high_risk = models.BooleanField(
+        default=False, help_text="High-risk plans need approval by a release manager other than the author."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        # Every role's abilities are Django permissions; the groups are made in migration 0002.
+        permissions = [
+            ("schedule_plan", "Can schedule a plan's phases"),
+            ("approve_plan", "Can approve a plan's gates"),
+            ("start_plan", "Can start a plan's phases"),
+            ("pause_run", "Can pause a running backfill"),
+            ("resume_run", "Can resume a paused backfill"),
+            ("cancel_run", "Can cancel a run"),
+            ("rollback_run", "Can roll back a run"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def next_phase(self) -> Phase | None:
+        return self.phases.exclude(status__in=Phase.FINISHED).order_by("position").first()
+
+
+class Phase(StateMachineMixin, models.Model):
+    """One step of a plan: SQL to apply (up), SQL to undo it (down), run in order."""
+
+    class Kind(models.TextChoices):
+        EXPAND = "expand", "Expand"
+        BACKFILL = "backfill", "Backfill"
+        CONTRACT = "contract", "Contract"
+        CUSTOM = "custom", "Custom"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # not started
+        RUNNING = "running", "Running"  # up SQL or backfill executing
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"  # can be retried or rolled back
+        ROLLED_BACK = "rolled_back", "Rolled back"  # down SQL applied
+        SKIPPED = "skipped", "Skipped"  # plan cancelled before it ran
+
+    FINISHED = {Status.SUCCEEDED, Status.ROLLED_BACK, Status.SKIPPED}
+    TRANSITIONS = {
+        Status.PENDING: {Status.RUNNING, Status.SKIPPED},
+        Status.RUNNING: {Status.SUCCEEDED, Status.FAILED},
+        Status.FAILED: {Status.RUNNING, Status.ROLLED_BACK, Status.SKIPPED},
+        Status.SUCCEEDED: {Status.ROLLED_BACK},
+        Status.ROLLED_BACK: {Status.PENDING},
+        Status.SKIPPED: set(),
+    }
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="phases")
+    position = models.PositiveIntegerField(help_text="Order within the plan, from 1.")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    up_sql = models.TextField("up SQL", blank=True)
+    down_sql = models.TextField("down SQL", blank=True)
+    backfill_spec = models.JSONField(
+        null=True, blank=True, help_text="For backfill phases: table, key, SET, WHERE, batch options."
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    not_after = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["plan", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "position"], name="phase_position_unique_in_plan"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.name} ({self.get_kind_display()})"
+
+
+class AuditEvent(models.Model):
+    """Who did what, when and why. Written by services for every state change; never edited."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    actor_name = models.CharField(max_length=150, help_text="Username at the time, or 'system'.")
+    action = models.CharField(max_length=100, db_index=True)
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=300)
+    plan = models.ForeignKey(Plan, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_repr}"

@@ -1,0 +1,39 @@
+"""Creating plans and their phases, and moving a plan through its states."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from planner.models import Phase, Plan, TargetDatabase
+from planner.services import audit
+from planner.services.permissions import require
+
+
+@transaction.atomic
+def create_plan(
+    actor, *, title: str, target: TargetDatabase, description: str = "", high_risk: bool = False, phases=()
+) -> Plan:
+    """Create a draft plan with phases given as dicts (kind, name, up_sql, down_sql, backfill_spec)."""
+    require(actor, "add_plan")
+    plan = Plan.objects.create(
+        title=title,
+        description=description,
+        target=target,
+        owner=actor,
+        high_risk=high_risk,
+    )
+    for position, phase in enumerate(phases, start=1):
+        Phase.objects.create(plan=plan, position=position, **phase)
+    audit.record(actor, "plan.created", plan, phases=len(phases), target=target.name)
+    return plan
+
+
+@transaction.atomic
+def change_plan_status(actor, plan: Plan, new_status: str, *, permission: str, reason: str = "") -> Plan:
+    """Move a plan to `new_status` if the state machine allows it; locked so racing clicks serialise."""
+    require(actor, permission)
+    locked = Plan.objects.select_for_update().get(pk=plan.pk)
+    old_status = locked.transition_to(new_status)
+    locked.save(update_fields=["status", "updated_at"])
+    audit.record(actor, f"plan.{new_status}", locked, previous=old_status, reason=reason)
+    return locked

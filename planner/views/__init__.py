@@ -1,0 +1,1 @@
+"""HTMX pages and partials: thin, they read models and call services (planner/services/)."""

@@ -1,0 +1,8 @@
+"""WSGI entry point for gunicorn (`manage.py up` and the Docker image)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "planner.settings")
+application = get_wsgi_application()

@@ -1,0 +1,120 @@
+"""Shared fixtures: real PostgreSQL and Redis, embedded ones when no URL is set.
+
+Without DATABASE_URL the suite runs on the embedded PostgreSQL 18 (started on the first store
+connection); with DATABASE_URL (CI's second pass) on that server, e.g. the machine's PostgreSQL 15.
+Without REDIS_URL an embedded Redis is started here, before Django reads its settings.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Test servers keep their data apart from a developer's own `.planner/`.
+os.environ.setdefault("PLANNER_DATA_DIR", str(REPO_ROOT / ".planner" / "test"))
+os.environ.setdefault("PLANNER_DEMO", "false")
+if os.environ.get("DATABASE_URL"):
+    # A throwaway production-like configuration for the external-server pass.
+    os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
+    os.environ.setdefault("PLANNER_CREDENTIALS_KEY", "m4VjHqv8w3N8p3o9A3YpI5mUQ8m0b6pS0m4rJ8G3hV4=")
+
+_embedded_redis = None
+if not os.environ.get("REDIS_URL"):
+    from planner.embedded import EmbeddedRedis
+
+    _embedded_redis = EmbeddedRedis(Path(os.environ["PLANNER_DATA_DIR"]))
+    os.environ["REDIS_URL"] = _embedded_redis.start()
+
+
+def pytest_unconfigure(config):
+    if _embedded_redis is not None:
+        _embedded_redis.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """Superuser URL (database `postgres`) of the real PostgreSQL server the tests use."""
+    from django.conf import settings
+    from psycopg.conninfo import make_conninfo
+
+    if settings.EMBEDDED_STORE:
+        from planner.embedded import EmbeddedPostgres
+
+        server = EmbeddedPostgres(settings.DATA_ROOT)
+        if server.running_pid() is None:
+            server.start()
+        return server.url()
+    return make_conninfo(settings.DATABASE_URL, dbname="postgres")
+
+
+@pytest.fixture
+def target_dsn(pg_server_url) -> str:
+    """A fresh, empty target database on the test server; dropped (forcibly) afterwards."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    name = f"target_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(pg_server_url, dbname=name)
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+ROLES = ("viewer", "release manager", "on-call engineer")
+
+
+@pytest.fixture
+def make_user(db):
+    """make_user("viewer") → a user in that role's group (None: no group at all)."""
+    from django.contrib.auth.models import Group, User
+
+    def make(role: str | None, username: str | None = None):
+        user = User.objects.create_user(
+            username or f"{(role or 'nobody').replace(' ', '-')}-{uuid.uuid4().hex[:6]}", password="pw-for-tests-1"
+        )
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def demo_target(db, pg_server_url, target_dsn):
+    """A TargetDatabase pointing at a fresh real database."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from planner.models import TargetDatabase
+
+    params = conninfo_to_dict(target_dsn)
+    target = TargetDatabase(
+        name=f"t-{uuid.uuid4().hex[:6]}",
+        host=params.get("host", "127.0.0.1"),
+        port=int(params.get("port", 5432)),
+        dbname=params["dbname"],
+        username=params.get("user", "postgres"),
+        sslmode="disable",
+    )
+    target.set_password(params.get("password", ""))
+    target.save()
+    return target
+
+
+@pytest.fixture
+def plan(db, demo_target):
+    from planner.models import Phase, Plan
+
+    plan = Plan.objects.create(title="Add email verification", target=demo_target)
+    Phase.objects.create(
+        plan=plan, position=1, kind="expand", name="Add column", up_sql="ALTER TABLE users ADD COLUMN v boolean;"
+    )
+    return plan
