@@ -1,5 +1,5 @@
-"""The migration planner: Django project package and app (see ../DESIGN.md for the layers)."""
+"""The migration planner: Django project package and app (see docs/ARCHITECTURE.md for the layers).
 
-from planner.celery import app as celery_app
-
-__all__ = ["celery_app"]
+The Celery app is loaded by PlannerConfig.ready(), not here, so pure packages such as planner.sql
+import without Celery (the analyzer's command-line start-up stays short).
+"""

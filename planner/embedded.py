@@ -339,3 +339,54 @@ class EmbeddedRedis:
         else:
             os.kill(pid, 9)
         self.pid_file.unlink(missing_ok=True)
+
+
+class SharedUse:
+    """Several processes may use one embedded server (two test sessions, `migrate` while `up` runs).
+
+    Each user registers its pid in `<name>.users` beside the server's data; the server is stopped
+    when the last live user leaves, so no process stops a server under another one's feet.
+    """
+
+    def __init__(self, server: EmbeddedPostgres | EmbeddedRedis, name: str):
+        self.server = server
+        self.users_file = server.root / f"{name}.users"
+        self.lock_file = server.root / f"{name}.users.lock"
+
+    def _update(self, change) -> list[int]:
+        import fcntl
+        import json
+
+        self.server.root.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_file, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                users = json.loads(self.users_file.read_text()) if self.users_file.exists() else []
+            except ValueError:
+                users = []
+            users = [pid for pid in users if _pid_alive(pid)]
+            users = change(users)
+            self.users_file.write_text(json.dumps(users))
+            return users
+
+    def acquire(self) -> str:
+        """Start the server if needed and register this process as a user; returns its URL."""
+
+        def add(users: list[int]) -> list[int]:
+            if self.server.running_pid() is None:
+                self.server.start()
+            return sorted({*users, os.getpid()})
+
+        self._update(add)
+        return self.server.url()
+
+    def release(self) -> None:
+        """Unregister; stop the server if no other live process uses it."""
+
+        def remove(users: list[int]) -> list[int]:
+            remaining = [pid for pid in users if pid != os.getpid()]
+            if not remaining:
+                self.server.stop()
+            return remaining
+
+        self._update(remove)

@@ -130,7 +130,14 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Longer than any task's bounded slice of work, so a slow task is not redelivered while it runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_BEAT_SCHEDULE: dict = {}
+PLANNER_BACKFILL_STINT_SECONDS = env_int("PLANNER_BACKFILL_STINT_SECONDS", 20, minimum=1)
+PLANNER_BACKFILL_STALE_SECONDS = env_int("PLANNER_BACKFILL_STALE_SECONDS", 90, minimum=2)
+# A killed worker's slice can be taken over once its lease has expired (renewed by every batch).
+PLANNER_BACKFILL_LEASE_SECONDS = env_int("PLANNER_BACKFILL_LEASE_SECONDS", 60, minimum=2)
+CELERY_BEAT_SCHEDULE: dict = {
+    # Revive backfill slices whose worker died (heartbeat older than PLANNER_BACKFILL_STALE_SECONDS).
+    "reconcile-backfills": {"task": "planner.tasks.reconcile_backfills", "schedule": 30.0},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -165,6 +172,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # Demo data on first `up`: on by default on a laptop, off by default in production.
 PLANNER_DEMO = env_bool("PLANNER_DEMO", default=EMBEDDED_STORE)
+PLANNER_DEMO_DATABASE = os.environ.get("PLANNER_DEMO_DATABASE", "planner_demo")
 PLANNER_DEMO_USERS = env_int("PLANNER_DEMO_USERS", 200_000, minimum=0)
 PLANNER_DEMO_ORDERS = env_int("PLANNER_DEMO_ORDERS", 500_000, minimum=0)
 

@@ -1,11 +1,17 @@
-"""Celery tasks: thin wrappers that load objects and call services. Idempotent, acks_late."""
+"""Celery tasks: thin wrappers that load objects and call services. Idempotent, acks_late.
+
+A backfill run is worked by short tasks: `launch_backfill` registers it in the target and fans out
+one `work_backfill_slice` per slice; each works a bounded stint and re-enqueues itself, so pause
+and cancel take effect within one batch, restarts lose nothing and runs share workers fairly.
+`reconcile_backfills` (beat) revives slices whose worker died.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from planner.models import TargetDatabase
-from planner.services import targets
+from planner.services import backfill_worker, phases, targets
 
 
 @shared_task(acks_late=True)
@@ -14,3 +20,33 @@ def check_target(target_id: int) -> dict:
     target = TargetDatabase.objects.get(pk=target_id)
     targets.check_connection(target)
     return {"target": target.name, "server_version": target.server_version, "error": target.last_check_error}
+
+
+@shared_task(acks_late=True)
+def launch_backfill(run_id: int) -> list[int]:
+    slices = backfill_worker.launch(run_id)
+    for slice_no in slices:
+        work_backfill_slice.delay(run_id, slice_no)
+    return slices
+
+
+@shared_task(acks_late=True)
+def work_backfill_slice(run_id: int, slice_no: int) -> float | None:
+    countdown = backfill_worker.work_on_slice(run_id, slice_no)
+    if countdown is not None:
+        work_backfill_slice.apply_async((run_id, slice_no), countdown=countdown)
+    return countdown
+
+
+@shared_task(acks_late=True)
+def reconcile_backfills() -> int:
+    revived = backfill_worker.stalled_slices()
+    for run_id, slice_no in revived:
+        work_backfill_slice.delay(run_id, slice_no)
+    return len(revived)
+
+
+@shared_task(acks_late=True)
+def execute_phase(phase_id: int, direction: str) -> str:
+    """Run a phase's up or down SQL; a redelivered task for a finished phase does nothing."""
+    return phases.execute(phase_id, direction).status

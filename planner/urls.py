@@ -4,11 +4,21 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from planner.views import health, plans
+from planner.views import audit, health, phases, plans, rules, runs
 
 urlpatterns = [
     path("", plans.plan_list, name="plan-list"),
     path("plans/<int:plan_id>/", plans.plan_detail, name="plan-detail"),
+    path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
+    path("runs/<int:run_id>/<str:action>/", runs.run_action, name="run-action"),
+    path("phases/<int:phase_id>/start-backfill/", runs.start_backfill, name="start-backfill"),
+    path("phases/<int:phase_id>/edit/", phases.phase_edit, name="phase-edit"),
+    path("phases/<int:phase_id>/run/", phases.phase_run, name="phase-run"),
+    path("phases/<int:phase_id>/rollback/", phases.phase_rollback, name="phase-rollback"),
+    path("phases/<int:phase_id>/analyze/", phases.analyze_preview, name="analyze-preview"),
+    path("rules/", rules.rule_list, name="rule-list"),
+    path("rules/<str:rule>/", rules.rule_doc, name="rule-doc"),
+    path("audit/", audit.audit_log, name="audit-log"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """One test database per test session, so two sessions at once never drop each other's."""
+    from pytest_django.fixtures import _set_suffix_to_test_databases
+
+    _set_suffix_to_test_databases(suffix=f"p{os.getpid()}")
 
 
 @pytest.fixture(autouse=True)
@@ -98,3 +107,25 @@ def plan(db, demo_target):
         plan=plan, position=1, kind="expand", name="Add column", up_sql="ALTER TABLE users ADD COLUMN v boolean;"
     )
     return plan
+
+
+@pytest.fixture
+def backfill_phase(plan):
+    """A backfill phase after an expand phase that has succeeded (so its gate is open)."""
+    from planner.models import Phase
+
+    plan.phases.update(status=Phase.Status.SUCCEEDED)
+    return Phase.objects.create(
+        plan=plan,
+        position=2,
+        kind=Phase.Kind.BACKFILL,
+        name="Backfill v",
+        backfill_spec={"table": "items", "set": "counter = counter + 1", "capture_before_images": True},
+    )
+
+
+@pytest.fixture
+def backfill_run(backfill_phase, make_user):
+    from planner.services import runs
+
+    return runs.create_run(make_user("release manager"), backfill_phase, spec=backfill_phase.backfill_spec)

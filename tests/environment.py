@@ -22,12 +22,13 @@ if os.environ.get("DATABASE_URL"):
 
 _embedded_redis = None
 if not os.environ.get("REDIS_URL"):
-    from planner.embedded import EmbeddedRedis
+    from planner.embedded import EmbeddedRedis, SharedUse
 
-    _embedded_redis = EmbeddedRedis(Path(os.environ["PLANNER_DATA_DIR"]))
-    os.environ["REDIS_URL"] = _embedded_redis.start()
+    # Shared: two test sessions at once (a developer and an editor plugin) use one Redis.
+    _embedded_redis = SharedUse(EmbeddedRedis(Path(os.environ["PLANNER_DATA_DIR"])), "redis")
+    os.environ["REDIS_URL"] = _embedded_redis.acquire()
 
 
 def pytest_unconfigure(config):  # noqa: ARG001 - pytest hook signature
     if _embedded_redis is not None:
-        _embedded_redis.stop()
+        _embedded_redis.release()

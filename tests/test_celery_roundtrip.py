@@ -12,7 +12,7 @@ from django.db import connection
 from planner.models import TargetDatabase
 from planner.tasks import check_target
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.slow]
 
 
 @pytest.fixture

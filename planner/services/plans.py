@@ -37,3 +37,27 @@ def change_plan_status(actor, plan: Plan, new_status: str, *, permission: str, r
     locked.save(update_fields=["status", "updated_at"])
     audit.record(actor, f"plan.{new_status}", locked, previous=old_status, reason=reason)
     return locked
+
+
+class InvalidPhaseSQL(ValueError):
+    """The SQL does not parse; the message is PostgreSQL's parser message with its position."""
+
+
+@transaction.atomic
+def update_phase_sql(actor, phase: Phase, *, up_sql: str, down_sql: str) -> Phase:
+    """Save new up/down SQL after checking that PostgreSQL's parser accepts both; audited."""
+    from planner.services.analysis import analyze_phase_sql
+
+    require(actor, "change_phase")
+    for label, text in (("up SQL", up_sql), ("down SQL", down_sql)):
+        errors = analyze_phase_sql(text, target=phase.plan.target)["summary"]["syntax_errors"]
+        if errors:
+            raise InvalidPhaseSQL(f"{label}: {errors[0]['message']}")
+    locked = Phase.objects.select_for_update().get(pk=phase.pk)
+    changed = [name for name, value in (("up_sql", up_sql), ("down_sql", down_sql)) if getattr(locked, name) != value]
+    if not changed:
+        return locked
+    locked.up_sql, locked.down_sql = up_sql, down_sql
+    locked.save(update_fields=[*changed, "updated_at"])
+    audit.record(actor, "phase.sql_changed", locked, fields=changed)
+    return locked

@@ -14,20 +14,23 @@ from planner.models import Phase, Plan, TargetDatabase
 from planner.pg import demo
 from planner.services import audit
 
-DEMO_DATABASE = "planner_demo"
 DEMO_TARGET = "demo"
 DEMO_PLAN_TITLE = "Add email verification to users"
 
 
-def ensure_admin() -> str | None:
-    """Create the `admin` superuser when no user exists; return its password if we generated it."""
+def ensure_admin() -> tuple[bool, str | None]:
+    """Create the `admin` superuser when no user exists.
+
+    Returns (created, generated password): the password only when we made it up, to print once.
+    """
     User = get_user_model()
     if User.objects.exists():
-        return None
-    password = os.environ.get("PLANNER_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        return False, None
+    given = os.environ.get("PLANNER_ADMIN_PASSWORD")
+    password = given or secrets.token_urlsafe(12)
     user = User.objects.create_superuser("admin", email="", password=password)
     audit.record(None, "user.created", user, reason="first run")
-    return None if os.environ.get("PLANNER_ADMIN_PASSWORD") else password
+    return True, None if given else password
 
 
 def _store_server_params() -> dict:
@@ -41,7 +44,7 @@ def _create_demo_objects(server: dict) -> Plan:
         name=DEMO_TARGET,
         host=server.get("host", "127.0.0.1"),
         port=int(server.get("port", 5432)),
-        dbname=DEMO_DATABASE,
+        dbname=settings.PLANNER_DEMO_DATABASE,
         username=server.get("user", "postgres"),
         sslmode=TargetDatabase.SslMode.PREFER,
     )
@@ -104,10 +107,10 @@ def ensure_demo() -> Plan | None:
         return None
     server = _store_server_params()
     server_conninfo = make_conninfo(dbname="postgres", **server)
-    if not demo.database_exists(server_conninfo, DEMO_DATABASE):
+    if not demo.database_exists(server_conninfo, settings.PLANNER_DEMO_DATABASE):
         demo.create_demo_database(
             server_conninfo,
-            DEMO_DATABASE,
+            settings.PLANNER_DEMO_DATABASE,
             users=settings.PLANNER_DEMO_USERS,
             orders=settings.PLANNER_DEMO_ORDERS,
         )

@@ -9,7 +9,7 @@ import psycopg
 from django.conf import settings
 from django.db.backends.postgresql import base as postgresql
 
-from planner.embedded import EmbeddedPostgres
+from planner.embedded import EmbeddedPostgres, SharedUse
 
 _start_lock = threading.Lock()
 _started_port: int | None = None
@@ -22,9 +22,11 @@ def ensure_embedded_store(database_name: str) -> int:
         if _started_port is not None:
             return _started_port
         server = EmbeddedPostgres(settings.DATA_ROOT)
-        if server.running_pid() is None:
-            server.start()
-            atexit.register(server.stop)
+        if server.running_pid() is None or SharedUse(server, "postgres").users_file.exists():
+            # Started here, or shared with other processes that registered: stop with the last of us.
+            shared = SharedUse(server, "postgres")
+            shared.acquire()
+            atexit.register(shared.release)
         with psycopg.connect(server.url(), autocommit=True) as connection:
             exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database_name]).fetchone()
             if not exists:

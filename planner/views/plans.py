@@ -26,8 +26,16 @@ def plan_list(request):
 @permission_required("planner.view_plan", raise_exception=True)
 def plan_detail(request, plan_id: int):
     plan = get_object_or_404(Plan.objects.select_related("target", "owner"), pk=plan_id)
+    phases = plan.phases.prefetch_related("backfill_runs")
     return render(
         request,
         "planner/plan_detail.html",
-        {"plan": plan, "phases": plan.phases.all(), "events": plan.audit_events.all()[:20]},
+        {
+            "plan": plan,
+            "phases": phases,
+            "events": plan.audit_events.all()[:20],
+            "can_start": request.user.has_perm("planner.start_plan"),
+            "can_edit": request.user.has_perm("planner.change_phase"),
+            "can_roll_back": request.user.has_perm("planner.rollback_run"),
+        },
     )

@@ -147,7 +147,7 @@ class Command(BaseCommand):
     def _prepare_store(self) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        password = setup.ensure_admin()
+        created, password = setup.ensure_admin()
         if settings.PLANNER_DEMO:
             self.stdout.write("Preparing the demo target database and plan …")
             try:
@@ -157,6 +157,8 @@ class Command(BaseCommand):
         if password:
             self.stdout.write(self.style.WARNING(f"Log in as admin with password: {password}"))
             self.stdout.write("This password is shown only once; change it with: python manage.py changepassword admin")
+        elif created:
+            self.stdout.write("Log in as admin with the password from PLANNER_ADMIN_PASSWORD.")
         else:
             self.stdout.write("Log in with your account (forgot it? python manage.py changepassword admin)")
 

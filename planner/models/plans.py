@@ -1,8 +1,4 @@
-"""The planner's store: targets, plans and their phases, and the audit log.
-
-Each model with a lifecycle declares its states and allowed transitions once, here; services
-(planner/services/) are the only code that moves them, through `transition_to()`.
-"""
+"""Targets, plans and their phases."""
 
 from __future__ import annotations
 
@@ -14,26 +10,7 @@ from django.db import models
 from psycopg.conninfo import make_conninfo
 
 from planner import credentials
-
-
-class InvalidTransition(Exception):
-    """A state change that the state machine does not allow."""
-
-
-class StateMachineMixin:
-    """Adds `transition_to` to a model that has `status` and a TRANSITIONS table."""
-
-    TRANSITIONS: dict[str, set[str]] = {}
-
-    def can_transition_to(self, new_status: str) -> bool:
-        return new_status in self.TRANSITIONS.get(self.status, set())
-
-    def transition_to(self, new_status: str) -> str:
-        """Set the new status (caller saves); returns the old one. Raises InvalidTransition."""
-        if not self.can_transition_to(new_status):
-            raise InvalidTransition(f"{type(self).__name__} {self.pk} cannot go from {self.status} to {new_status}")
-        old_status, self.status = self.status, new_status
-        return old_status
+from planner.models.state import StateMachineMixin
 
 
 class TargetDatabase(models.Model):
@@ -144,6 +121,8 @@ class Plan(StateMachineMixin, models.Model):
 
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    recipe = models.CharField(max_length=100, blank=True, help_text="The recipe that generated the plan, if any.")
+    recipe_params = models.JSONField(default=dict, blank=True)
     target = models.ForeignKey(TargetDatabase, on_delete=models.PROTECT, related_name="plans")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="owned_plans"
@@ -211,9 +190,25 @@ class Phase(StateMachineMixin, models.Model):
     backfill_spec = models.JSONField(
         null=True, blank=True, help_text="For backfill phases: table, key, SET, WHERE, batch options."
     )
+    validations = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Gate queries run before the next phase: [{"name", "sql", "expected"}]; each must return expected.',
+    )
+    runbook = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Rollback procedure, testing checklist, estimated duration and notes for this phase.",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     not_before = models.DateTimeField(null=True, blank=True)
     not_after = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    execution_log = models.JSONField(
+        default=list, blank=True, help_text="Per statement: attempts, time waited for locks, duration, error."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -225,23 +220,3 @@ class Phase(StateMachineMixin, models.Model):
 
     def __str__(self) -> str:
         return f"{self.position}. {self.name} ({self.get_kind_display()})"
-
-
-class AuditEvent(models.Model):
-    """Who did what, when and why. Written by services for every state change; never edited."""
-
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
-    actor_name = models.CharField(max_length=150, help_text="Username at the time, or 'system'.")
-    action = models.CharField(max_length=100, db_index=True)
-    object_type = models.CharField(max_length=100)
-    object_id = models.CharField(max_length=64)
-    object_repr = models.CharField(max_length=300)
-    plan = models.ForeignKey(Plan, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events")
-    details = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_repr}"

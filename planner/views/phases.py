@@ -1,0 +1,78 @@
+"""Editing a phase's SQL with the safety analysis refreshed as you type."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from planner.models import InvalidTransition, Phase
+from planner.services import phases as phase_services
+from planner.services import plans
+from planner.services.analysis import analyze_phase_sql
+
+MAX_SQL_CHARS = 200_000
+
+
+@permission_required("planner.change_phase", raise_exception=True)
+def phase_edit(request, phase_id: int):
+    phase = get_object_or_404(Phase.objects.select_related("plan__target"), pk=phase_id)
+    up_sql, down_sql, status = phase.up_sql, phase.down_sql, 200
+    if request.method == "POST":
+        up_sql = request.POST.get("up_sql", "")[:MAX_SQL_CHARS]
+        down_sql = request.POST.get("down_sql", "")[:MAX_SQL_CHARS]
+        try:
+            plans.update_phase_sql(request.user, phase, up_sql=up_sql, down_sql=down_sql)
+        except plans.InvalidPhaseSQL as error:
+            messages.error(request, f"Nothing was saved. {error}")
+            status = 400
+        else:
+            messages.success(request, "Phase SQL saved.")
+            return redirect("plan-detail", plan_id=phase.plan_id)
+    context = {
+        "phase": phase,
+        "up_sql": up_sql,
+        "down_sql": down_sql,
+        "analysis": analyze_phase_sql(up_sql, target=phase.plan.target),
+    }
+    return render(request, "planner/phase_edit.html", context, status=status)
+
+
+@require_POST
+@permission_required("planner.view_phase", raise_exception=True)
+def analyze_preview(request, phase_id: int):
+    """HTMX: the analysis partial for SQL being typed (nothing is saved)."""
+    phase = get_object_or_404(Phase.objects.select_related("plan__target"), pk=phase_id)
+    sql_text = request.POST.get("up_sql", "")[:MAX_SQL_CHARS]
+    return render(
+        request,
+        "planner/partials/analysis.html",
+        {"analysis": analyze_phase_sql(sql_text, target=phase.plan.target)},
+    )
+
+
+@require_POST
+@permission_required("planner.start_plan", raise_exception=True)
+def phase_run(request, phase_id: int):
+    """Run an expand/contract/custom phase's up SQL on its target (a worker does it)."""
+    phase = get_object_or_404(Phase, pk=phase_id)
+    try:
+        phase_services.request_run(request.user, phase)
+        messages.success(request, f"Phase {phase.position} started: a worker is running its SQL.")
+    except InvalidTransition as error:
+        messages.error(request, f"Phase {phase.position} was not started: {error}")
+    return redirect("plan-detail", plan_id=phase.plan_id)
+
+
+@require_POST
+@permission_required("planner.rollback_run", raise_exception=True)
+def phase_rollback(request, phase_id: int):
+    """Run a phase's down SQL (the latest phase first)."""
+    phase = get_object_or_404(Phase, pk=phase_id)
+    try:
+        phase_services.request_rollback(request.user, phase)
+        messages.success(request, f"Phase {phase.position} is being rolled back.")
+    except InvalidTransition as error:
+        messages.error(request, f"Phase {phase.position} was not rolled back: {error}")
+    return redirect("plan-detail", plan_id=phase.plan_id)

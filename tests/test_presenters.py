@@ -1,0 +1,34 @@
+"""Progress text, ETA and chart scaling."""
+
+from planner.models import BackfillRun
+from planner.presenters import line_chart, run_progress
+
+
+def test_progress_with_an_estimate():
+    progress = run_progress(BackfillRun(status="running", rows_done=250, rows_total_estimate=1000, eta_seconds=75))
+    assert (progress.percent, progress.text, progress.eta_text) == (25.0, "250 of about 1,000 rows", "1 min 15 s")
+
+
+def test_progress_beyond_the_estimate_is_capped_and_said():
+    progress = run_progress(BackfillRun(status="running", rows_done=1200, rows_total_estimate=1000))
+    assert progress.percent == 100.0
+    assert progress.text == "1,200 rows (more than the 1,000 estimated)"
+
+
+def test_progress_without_an_estimate():
+    progress = run_progress(BackfillRun(status="running", rows_done=5))
+    assert (progress.percent, progress.text, progress.eta_text) == (None, "5 rows", "unknown")
+
+
+def test_a_finished_run_has_no_eta():
+    assert run_progress(BackfillRun(status="succeeded", rows_done=5, eta_seconds=99)).eta_text == "done"
+
+
+def test_chart_scales_to_the_box():
+    chart = line_chart([0.0, 50.0, 100.0], unit="ms", width=100, height=50)
+    assert chart.points == "0.0,48.0 50.0,25.0 100.0,2.0"
+    assert chart.max_label == "100 ms" and chart.count == 3
+
+
+def test_no_chart_without_values():
+    assert line_chart([], unit="ms") is None

@@ -1,0 +1,62 @@
+"""Every state-changing URL × every role → the expected status, and nothing changes on a 403."""
+
+import pytest
+from django.urls import reverse
+
+from planner.models import AuditEvent, BackfillRun
+
+pytestmark = pytest.mark.django_db
+S = BackfillRun.Status
+ROLES = ("viewer", "release manager", "on-call engineer", None)
+
+# (name, url builder, status to put the run in first, roles allowed)
+CASES = [
+    ("pause", lambda run: reverse("run-action", args=[run.pk, "pause"]), S.RUNNING, {"on-call engineer"}),
+    ("resume", lambda run: reverse("run-action", args=[run.pk, "resume"]), S.PAUSED, {"on-call engineer"}),
+    ("cancel", lambda run: reverse("run-action", args=[run.pk, "cancel"]), S.RUNNING, {"on-call engineer"}),
+    ("rollback", lambda run: reverse("run-action", args=[run.pk, "rollback"]), S.SUCCEEDED, {"on-call engineer"}),
+    (
+        "start-backfill",
+        lambda run: reverse("start-backfill", args=[run.phase_id]),
+        S.SUCCEEDED,
+        {"release manager"},
+    ),
+]
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r or "no-role")
+@pytest.mark.parametrize(("name", "url", "status", "allowed"), CASES, ids=[c[0] for c in CASES])
+def test_permission_matrix(client, make_user, backfill_run, role, name, url, status, allowed):
+    BackfillRun.objects.filter(pk=backfill_run.pk).update(status=status)
+    client.force_login(make_user(role))
+    before_runs = list(BackfillRun.objects.values_list("pk", "status", "direction"))
+    before_events = AuditEvent.objects.count()
+
+    response = client.post(url(backfill_run), {"slices": "1"})
+
+    if role in allowed:
+        assert response.status_code in (200, 302), response.content[:500]
+        assert AuditEvent.objects.count() > before_events
+    else:
+        assert response.status_code == 403
+        assert list(BackfillRun.objects.values_list("pk", "status", "direction")) == before_runs
+        assert AuditEvent.objects.count() == before_events
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_anonymous_posts_are_sent_to_login(client, backfill_run, name):
+    url = next(case[1] for case in CASES if case[0] == name)
+    response = client.post(url(backfill_run))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_state_changes_need_a_csrf_token(make_user, backfill_run):
+    from django.test import Client
+
+    BackfillRun.objects.filter(pk=backfill_run.pk).update(status=S.RUNNING)
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(make_user("on-call engineer"))
+    response = csrf_client.post(reverse("run-action", args=[backfill_run.pk, "pause"]))
+    assert response.status_code == 403
+    backfill_run.refresh_from_db()
+    assert backfill_run.status == S.RUNNING
