@@ -4,10 +4,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from planner.views import audit, health, phases, plans, rules, runs
+from planner.views import audit, health, phases, plans, recipes, rules, runs
 
 urlpatterns = [
     path("", plans.plan_list, name="plan-list"),
+    path("plans/new/", recipes.plan_new, name="plan-new"),
     path("plans/<int:plan_id>/", plans.plan_detail, name="plan-detail"),
     path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
     path("runs/<int:run_id>/<str:action>/", runs.run_action, name="run-action"),

@@ -50,7 +50,7 @@ def update_phase_sql(actor, phase: Phase, *, up_sql: str, down_sql: str) -> Phas
 
     require(actor, "change_phase")
     for label, text in (("up SQL", up_sql), ("down SQL", down_sql)):
-        errors = analyze_phase_sql(text, target=phase.plan.target)["summary"]["syntax_errors"]
+        errors = analyze_phase_sql(text, phase=phase)["summary"]["syntax_errors"]
         if errors:
             raise InvalidPhaseSQL(f"{label}: {errors[0]['message']}")
     locked = Phase.objects.select_for_update().get(pk=phase.pk)

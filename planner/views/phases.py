@@ -34,7 +34,7 @@ def phase_edit(request, phase_id: int):
         "phase": phase,
         "up_sql": up_sql,
         "down_sql": down_sql,
-        "analysis": analyze_phase_sql(up_sql, target=phase.plan.target),
+        "analysis": analyze_phase_sql(up_sql, phase=phase),
     }
     return render(request, "planner/phase_edit.html", context, status=status)
 
@@ -48,31 +48,31 @@ def analyze_preview(request, phase_id: int):
     return render(
         request,
         "planner/partials/analysis.html",
-        {"analysis": analyze_phase_sql(sql_text, target=phase.plan.target)},
+        {"analysis": analyze_phase_sql(sql_text, phase=phase)},
     )
+
+
+def _phase_action(request, phase_id: int, service, done: str, refused: str):
+    phase = get_object_or_404(Phase, pk=phase_id)
+    try:
+        service(request.user, phase)
+        messages.success(request, f"Phase {phase.position} {done}.")
+    except InvalidTransition as error:
+        messages.error(request, f"Phase {phase.position} was not {refused}: {error}")
+    return redirect("plan-detail", plan_id=phase.plan_id)
 
 
 @require_POST
 @permission_required("planner.start_plan", raise_exception=True)
 def phase_run(request, phase_id: int):
     """Run an expand/contract/custom phase's up SQL on its target (a worker does it)."""
-    phase = get_object_or_404(Phase, pk=phase_id)
-    try:
-        phase_services.request_run(request.user, phase)
-        messages.success(request, f"Phase {phase.position} started: a worker is running its SQL.")
-    except InvalidTransition as error:
-        messages.error(request, f"Phase {phase.position} was not started: {error}")
-    return redirect("plan-detail", plan_id=phase.plan_id)
+    return _phase_action(
+        request, phase_id, phase_services.request_run, "started: a worker is running its SQL", "started"
+    )
 
 
 @require_POST
 @permission_required("planner.rollback_run", raise_exception=True)
 def phase_rollback(request, phase_id: int):
     """Run a phase's down SQL (the latest phase first)."""
-    phase = get_object_or_404(Phase, pk=phase_id)
-    try:
-        phase_services.request_rollback(request.user, phase)
-        messages.success(request, f"Phase {phase.position} is being rolled back.")
-    except InvalidTransition as error:
-        messages.error(request, f"Phase {phase.position} was not rolled back: {error}")
-    return redirect("plan-detail", plan_id=phase.plan_id)
+    return _phase_action(request, phase_id, phase_services.request_rollback, "is being rolled back", "rolled back")

@@ -3,10 +3,30 @@
 import pytest
 from django.urls import reverse
 
-from planner.models import AuditEvent, BackfillRun
+from planner.models import AuditEvent, BackfillRun, Phase
 
 pytestmark = pytest.mark.django_db
 S = BackfillRun.Status
+
+
+def pending_first_phase(run) -> str:
+    phase = Phase.objects.create(plan=run.phase.plan, position=0, kind="custom", name="first", up_sql="SELECT 1;")
+    return reverse("phase-run", args=[phase.pk])
+
+
+def succeeded_last_phase(run) -> str:
+    phase = Phase.objects.create(
+        plan=run.phase.plan,
+        position=9,
+        kind="contract",
+        name="last",
+        up_sql="SELECT 1;",
+        down_sql="SELECT 2;",
+        status="succeeded",
+    )
+    return reverse("phase-rollback", args=[phase.pk])
+
+
 ROLES = ("viewer", "release manager", "on-call engineer", None)
 
 # (name, url builder, status to put the run in first, roles allowed)
@@ -21,6 +41,8 @@ CASES = [
         S.SUCCEEDED,
         {"release manager"},
     ),
+    ("phase-run", pending_first_phase, S.SUCCEEDED, {"release manager"}),
+    ("phase-rollback", succeeded_last_phase, S.SUCCEEDED, {"on-call engineer"}),
 ]
 
 
@@ -29,10 +51,12 @@ CASES = [
 def test_permission_matrix(client, make_user, backfill_run, role, name, url, status, allowed):
     BackfillRun.objects.filter(pk=backfill_run.pk).update(status=status)
     client.force_login(make_user(role))
+    target_url = url(backfill_run)
     before_runs = list(BackfillRun.objects.values_list("pk", "status", "direction"))
+    before_phases = list(Phase.objects.order_by("pk").values_list("pk", "status"))
     before_events = AuditEvent.objects.count()
 
-    response = client.post(url(backfill_run), {"slices": "1"})
+    response = client.post(target_url, {"slices": "1"})
 
     if role in allowed:
         assert response.status_code in (200, 302), response.content[:500]
@@ -40,6 +64,7 @@ def test_permission_matrix(client, make_user, backfill_run, role, name, url, sta
     else:
         assert response.status_code == 403
         assert list(BackfillRun.objects.values_list("pk", "status", "direction")) == before_runs
+        assert list(Phase.objects.order_by("pk").values_list("pk", "status")) == before_phases
         assert AuditEvent.objects.count() == before_events
 
 

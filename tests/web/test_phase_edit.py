@@ -71,3 +71,28 @@ def test_only_release_managers_edit(client, make_user, phase, role):
     client.force_login(make_user(role))
     assert client.get(reverse("phase-edit", args=[phase.pk])).status_code == 403
     assert client.post(reverse("phase-edit", args=[phase.pk]), {"up_sql": "SELECT 1;"}).status_code == 403
+
+
+def test_a_phase_is_judged_after_the_earlier_phases(client, make_user, plan, target_dsn):
+    """SET NOT NULL is safe after an earlier phase validated CHECK (col IS NOT NULL) on the live table."""
+    import psycopg
+
+    from planner.models import Phase
+
+    with psycopg.connect(target_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id bigint PRIMARY KEY, email text)")
+        conn.execute("INSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 20000) g")
+        conn.execute("ANALYZE users")
+    first = plan.phases.get()
+    first.up_sql = (
+        "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;\n"
+        "ALTER TABLE users VALIDATE CONSTRAINT email_nn;"
+    )
+    first.save()
+    second = Phase.objects.create(plan=plan, position=2, kind="contract", name="not null", up_sql="")
+    client.force_login(make_user("release manager"))
+    sql = "ALTER TABLE users ALTER COLUMN email SET NOT NULL;"
+    after = client.post(reverse("analyze-preview", args=[second.pk]), {"up_sql": sql}).content.decode()
+    alone = client.post(reverse("analyze-preview", args=[first.pk]), {"up_sql": sql}).content.decode()
+    assert "scans" not in after.split("<tbody>")[1].split("</tbody>")[0]
+    assert "scans" in alone.split("<tbody>")[1].split("</tbody>")[0]

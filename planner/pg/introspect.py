@@ -1,0 +1,202 @@
+"""Reading a live target's schema into a `planner.sql.catalog.Catalog`, plus what recipes ask of it.
+
+One short read-only transaction of catalog queries (with the usual timeouts): tables, columns,
+constraints, indexes, row and size estimates, the server version and time zone. `TargetSchema`
+adds the few questions only the server can answer, such as "can this type be cast to that one",
+asked lazily on a fresh connection so a schema snapshot never holds a connection open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+from pglast import parse_sql
+from pglast.parser import ParseError
+from psycopg import sql
+
+from planner.pg.connect import connect
+from planner.sql.catalog import Catalog, Column, Constraint, Index, Table, qualify
+from planner.sql.exprs import not_null_column
+
+# The planner's own bookkeeping (backfill checkpoints, sqlx ledger) is not the application's schema.
+SKIPPED_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+
+_TABLES = """
+SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence = 'u',
+       CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END,
+       CASE WHEN c.relkind IN ('r', 'p', 'm') THEN pg_table_size(c.oid) END,
+       CASE WHEN c.relkind IN ('r', 'p', 'm') THEN pg_indexes_size(c.oid) END
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm')
+   AND n.nspname <> ALL (%(skipped)s) AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
+"""
+
+_PARTITIONS = """
+SELECT i.inhparent, c.oid, pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = ANY(%(oids)s)
+"""
+
+_COLUMNS = """
+SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       pg_get_expr(d.adbin, d.adrelid)
+  FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attrelid, a.attnum
+"""
+
+_CONSTRAINTS = """
+SELECT c.conrelid, c.conname, c.contype, c.convalidated, c.confrelid, c.confdeltype,
+       ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o)
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),
+       ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, o)
+             JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o),
+       CASE WHEN c.contype = 'c' THEN pg_get_expr(c.conbin, c.conrelid) END
+  FROM pg_constraint c
+ WHERE c.conrelid = ANY(%(oids)s)
+"""
+
+_INDEXES = """
+SELECT i.indrelid, ic.relname, i.indisunique, i.indisvalid, i.indisprimary, i.indpred IS NOT NULL,
+       ARRAY(SELECT coalesce(a.attname, '') FROM unnest(i.indkey) WITH ORDINALITY k(n, o)
+             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n AND k.n > 0
+             WHERE k.o <= i.indnkeyatts ORDER BY k.o),
+       n.nspname
+  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+ WHERE i.indrelid = ANY(%(oids)s)
+"""
+
+_TRIGGERS = """
+SELECT t.tgrelid, t.tgname FROM pg_trigger t WHERE t.tgrelid = ANY(%(oids)s) AND NOT t.tgisinternal
+"""
+
+
+@dataclass
+class IndexInfo:
+    """What the Catalog's Index leaves out and recipes need: validity, partiality, primary key."""
+
+    valid: bool = True
+    partial: bool = False
+    primary: bool = False
+
+
+@dataclass
+class TargetSchema:
+    """A snapshot of a target's schema: the analyzer's Catalog plus recipe-only details.
+
+    `cast_checker(old_type, new_type)` answers whether PostgreSQL can cast one type to the other
+    (None: cannot ask, e.g. offline); types are given already deparsed by a library.
+    """
+
+    catalog: Catalog
+    defaults: dict[tuple[str, str], str] = field(default_factory=dict)  # (table key, column) -> expression
+    index_info: dict[str, IndexInfo] = field(default_factory=dict)  # index key -> details
+    triggers: dict[str, set[str]] = field(default_factory=dict)  # table key -> trigger names
+    cast_checker: Callable[[str, str], str | None] | None = None
+
+    def cast_error(self, old_type: str, new_type: str) -> str | None:
+        """Why `old_type` cannot be cast to `new_type` (PostgreSQL's message), or None if it can."""
+        return self.cast_checker(old_type, new_type) if self.cast_checker else None
+
+
+def load_catalog(connection: psycopg.Connection) -> TargetSchema:
+    """Read the schema through `connection` in one read-only transaction (rolled back)."""
+    with connection.transaction(force_rollback=True):
+        connection.execute("SET TRANSACTION READ ONLY")
+        return _read(connection)
+
+
+def introspect(conninfo: str) -> TargetSchema:
+    """Open a short connection to the target, read its schema, and allow cast questions later."""
+    with connect(conninfo, statement_timeout_ms=30_000) as connection:
+        schema = load_catalog(connection)
+    schema.cast_checker = lambda old, new: cast_error(conninfo, old, new)
+    return schema
+
+
+def cast_error(conninfo: str, old_type: str, new_type: str) -> str | None:
+    """PostgreSQL's own answer to `NULL::old::new`: None when the cast exists, else its message.
+
+    The type names are checked to be type names only (pglast) before they reach the server.
+    """
+    for text in (old_type, new_type):
+        _check_type_name(text)
+    statement = sql.SQL("SELECT NULL::{}::{}").format(sql.SQL(old_type), sql.SQL(new_type))
+    with connect(conninfo, statement_timeout_ms=5_000) as connection:
+        try:
+            connection.execute(statement)
+        except psycopg.Error as error:
+            return (error.diag.message_primary or str(error)).strip()
+    return None
+
+
+def _check_type_name(text: str) -> None:
+    try:
+        statements = parse_sql(f"SELECT NULL::{text}")
+    except ParseError as error:
+        raise ValueError(f"{text!r} is not a type name: {error}") from None
+    statement = statements[0].stmt if len(statements) == 1 else None
+    targets = getattr(statement, "targetList", None) or ()
+    if (
+        len(targets) != 1
+        or type(targets[0].val).__name__ != "TypeCast"
+        or any(getattr(statement, name, None) for name in ("fromClause", "whereClause", "withClause"))
+    ):
+        raise ValueError(f"{text!r} is not a type name")
+
+
+def _read(connection: psycopg.Connection) -> TargetSchema:
+    version = connection.info.server_version // 10000
+    timezone = connection.execute("SHOW TimeZone").fetchone()[0]
+    catalog = Catalog(pg_version=version, timezone=timezone)
+    schema = TargetSchema(catalog=catalog)
+    keys: dict[int, str] = {}
+    for oid, nspname, relname, kind, unlogged, rows, size, index_size in connection.execute(
+        _TABLES, {"skipped": list(SKIPPED_SCHEMAS)}
+    ):
+        keys[oid] = qualify(nspname, relname)
+        catalog.tables[keys[oid]] = Table(
+            name=keys[oid], kind=kind, unlogged=unlogged, rows=rows, bytes=size, index_bytes=index_size
+        )
+    oids = list(keys)
+    for parent, child, is_default in connection.execute(_PARTITIONS, {"oids": oids}):
+        if parent not in keys or child not in keys:
+            continue
+        table = catalog.tables[keys[parent]]
+        table.partitions.append(keys[child])
+        if is_default:
+            table.default_partition = keys[child]
+    for relid, name, type_sql, not_null, default in connection.execute(_COLUMNS, {"oids": oids}):
+        catalog.tables[keys[relid]].columns[name] = Column(name, type_sql, not_null)
+        if default is not None:
+            schema.defaults[(keys[relid], name)] = default
+    for relid, name, kind, validated, ref_oid, on_delete, columns, ref_columns, check in connection.execute(
+        _CONSTRAINTS, {"oids": oids}
+    ):
+        catalog.tables[keys[relid]].constraints[name] = Constraint(
+            name=name,
+            kind=kind,
+            columns=tuple(columns),
+            validated=validated,
+            ref_table=keys.get(ref_oid) if ref_oid else None,
+            ref_columns=tuple(ref_columns),
+            not_null_column=_not_null_column(check) if check else None,
+            on_delete=on_delete,
+        )
+    for relid, name, unique, valid, primary, partial, columns, nspname in connection.execute(_INDEXES, {"oids": oids}):
+        key = qualify(nspname, name)
+        catalog.indexes[key] = Index(name=name, table=keys[relid], columns=tuple(columns), unique=unique)
+        schema.index_info[key] = IndexInfo(valid=valid, partial=partial, primary=primary)
+    for relid, name in connection.execute(_TRIGGERS, {"oids": oids}):
+        schema.triggers.setdefault(keys[relid], set()).add(name)
+    return schema
+
+
+def _not_null_column(check_sql: str) -> str | None:
+    try:
+        statement = parse_sql(f"SELECT 1 WHERE {check_sql}")[0].stmt
+    except (ParseError, IndexError):
+        return None
+    return not_null_column(statement.whereClause)
