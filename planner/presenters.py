@@ -10,6 +10,16 @@ class Progress:
     percent: float | None  # None: total unknown
     text: str
     eta_text: str
+    growth_text: str  # table size before → after, once known
+
+
+def _bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} TB"
 
 
 def _duration(seconds: float | None) -> str:
@@ -39,7 +49,13 @@ def run_progress(run) -> Progress:
         percent = None
         text = f"{done:,} rows"
     eta = "done" if run.status in run.FINISHED else _duration(run.eta_seconds)
-    return Progress(percent=percent, text=text, eta_text=eta)
+    growth = ""
+    if run.table_bytes_before and run.table_bytes_after:
+        ratio = run.table_bytes_after / run.table_bytes_before
+        growth = f"{_bytes(run.table_bytes_before)} → {_bytes(run.table_bytes_after)} ({ratio:.2f}×)"
+    elif run.table_bytes_before:
+        growth = f"{_bytes(run.table_bytes_before)} before the run"
+    return Progress(percent=percent, text=text, eta_text=eta, growth_text=growth)
 
 
 @dataclass(frozen=True)

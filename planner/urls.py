@@ -4,12 +4,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from planner.views import audit, health, phases, plans, recipes, rules, runs
+from planner.views import audit, health, phases, plans, recipes, rules, runbook, runs
 
 urlpatterns = [
     path("", plans.plan_list, name="plan-list"),
     path("plans/new/", recipes.plan_new, name="plan-new"),
     path("plans/<int:plan_id>/", plans.plan_detail, name="plan-detail"),
+    path("plans/<int:plan_id>/runbook/", runbook.runbook_page, name="runbook"),
+    path("plans/<int:plan_id>/runbook.md", runbook.runbook_markdown, name="runbook-markdown"),
     path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
     path("runs/<int:run_id>/<str:action>/", runs.run_action, name="run-action"),
     path("phases/<int:phase_id>/start-backfill/", runs.start_backfill, name="start-backfill"),

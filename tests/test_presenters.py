@@ -32,3 +32,11 @@ def test_chart_scales_to_the_box():
 
 def test_no_chart_without_values():
     assert line_chart([], unit="ms") is None
+
+
+def test_table_growth_is_shown_once_the_run_has_measured_it():
+    run = BackfillRun(
+        status="succeeded", rows_done=5, table_bytes_before=100 * 1024**2, table_bytes_after=115 * 1024**2
+    )
+    assert run_progress(run).growth_text == "100.0 MB → 115.0 MB (1.15×)"
+    assert run_progress(BackfillRun(status="running", table_bytes_before=2048)).growth_text == "2.0 kB before the run"

@@ -7,6 +7,7 @@ import time
 
 import psycopg
 import pytest
+from django.db import connection
 
 from planner.models import AuditEvent, InvalidTransition, Phase, Plan
 from planner.services import phases
@@ -92,7 +93,14 @@ def test_a_phase_behind_a_long_transaction_retries_and_succeeds_after_it(make_us
     blocker = psycopg.connect(users_table)
     blocker.execute("SELECT count(*) FROM users")  # holds ACCESS SHARE until it commits
     phases.request_run(make_user("release manager"), expand)
-    worker = threading.Thread(target=phases.execute, args=(expand.pk, "up"))
+
+    def work():
+        try:
+            phases.execute(expand.pk, "up")
+        finally:
+            connection.close()  # this thread's own store connection; left open it blocks DROP DATABASE
+
+    worker = threading.Thread(target=work)
     worker.start()
     with psycopg.connect(users_table, autocommit=True) as observer:
         deadline = time.monotonic() + 20
