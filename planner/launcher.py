@@ -10,10 +10,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 
 import psutil
+
+
+def _terminate_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM if `up` itself dies (even by kill -9)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -34,7 +44,13 @@ class Supervisor:
 
     def start_all(self) -> None:
         for child in self.children:
-            child.process = subprocess.Popen(child.argv, env=self.env, stdin=subprocess.DEVNULL, start_new_session=True)
+            child.process = subprocess.Popen(
+                child.argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_terminate_with_parent,
+            )
 
     def install_signal_handlers(self) -> None:
         def request_stop(signum, frame):

@@ -153,7 +153,7 @@ def _mirror(run: BackfillRun):
         eta = max(0.0, (total - rows_done) / rate) if total and rate > 0 else None
         BackfillRun.objects.filter(pk=run.pk).update(
             rows_done=rows_done,
-            batches_done=BackfillBatch.objects.filter(run=run).count(),
+            batches_done=F("batches_done") + 1,
             batch_size=progress.batch_size,
             last_batch_ms=progress.ms,
             rows_per_second=rate,

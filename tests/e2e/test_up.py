@@ -163,3 +163,38 @@ def test_up_reports_an_unreachable_redis(tmp_path):
     assert "REDIS_URL" in result.stderr and "cannot connect" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists(), "embedded PostgreSQL was stopped"
+
+
+def test_children_stop_when_up_itself_is_killed(tmp_path):
+    """Even kill -9 of `up` (no chance to clean up) leaves no web server or Celery process behind.
+
+    The embedded servers are left running on purpose: the next `up` reuses them and stops them
+    cleanly on its own Ctrl-C, so nothing ever kills PostgreSQL or Redis mid-write.
+    """
+    port = free_port()
+    env = clean_env(tmp_path / "data", PLANNER_ADMIN_PASSWORD="e2e-admin-pass-123", PLANNER_DEMO="false")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "up", "--port", str(port), "--web-workers", "1", "--worker-concurrency", "1"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        wait_for_line(process, r"running at (http://\S+)", 120, seen)
+        children = [p for p in descendants(process.pid) if p.name() not in ("redis-server", "postgres")]
+        assert any("celery" in " ".join(p.cmdline()) for p in children)
+        process.kill()
+        process.wait(timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == [], f"left behind: {[(p.pid, p.name()) for p in alive]}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        from planner.embedded import EmbeddedPostgres, EmbeddedRedis
+
+        # The embedded servers are detached on purpose (data safety); stop them for the next test.
+        EmbeddedRedis(tmp_path / "data").stop()
+        EmbeddedPostgres(tmp_path / "data").stop()
