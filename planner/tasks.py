@@ -40,10 +40,12 @@ def work_backfill_slice(run_id: int, slice_no: int) -> float | None:
 
 @shared_task(acks_late=True)
 def reconcile_backfills() -> int:
-    revived = backfill_worker.stalled_slices()
-    for run_id, slice_no in revived:
+    stalled = backfill_worker.stalled_work()
+    for run_id in stalled.launches:
+        launch_backfill.delay(run_id)
+    for run_id, slice_no in stalled.slices:
         work_backfill_slice.delay(run_id, slice_no)
-    return len(revived)
+    return len(stalled.launches) + len(stalled.slices)
 
 
 @shared_task(acks_late=True)

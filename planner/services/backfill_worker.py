@@ -12,6 +12,7 @@ lease makes a second worker see `busy`, and its fencing stops a stale one with L
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -271,25 +272,36 @@ def complete_stop(run_id: int) -> None:
         _system_transition(run_id, S.CANCELLED, only_from={S.CANCELLING}, finished_at=timezone.now())
 
 
-def stalled_slices() -> list[tuple[int, int]]:
-    """(run, slice) pairs to hand to workers again: their worker died, or a hold has expired.
+@dataclass
+class StalledWork:
+    launches: list[int] = field(default_factory=list)  # runs never registered in the target: launch again
+    slices: list[tuple[int, int]] = field(default_factory=list)  # (run, slice) whose worker went quiet
 
-    Also completes pause/cancel requests whose workers died before seeing them.
+
+def stalled_work() -> StalledWork:
+    """What to hand to workers again because its worker died or its hold expired.
+
+    Also completes pause/cancel requests whose workers died before seeing them. Handing work out
+    twice is harmless: a second launch resumes, a second slice task finds the slice busy.
     """
     now = timezone.now()
     stale = now - stale_after()
-    revive: list[tuple[int, int]] = []
+    found = StalledWork()
     for run in BackfillRun.objects.filter(status__in=[*BackfillRun.ACTIVE, *BackfillRun.STOPPING]):
-        quiet = run.heartbeat_at is None or run.heartbeat_at < stale
+        quiet = (run.heartbeat_at or run.started_at or now) < stale
         if run.status in BackfillRun.STOPPING:
             if quiet:
                 complete_stop(run.pk)
             continue
-        if run.status == S.ON_HOLD and run.hold_until and run.hold_until > now and not quiet:
+        if not quiet:
             continue
-        if quiet:
-            revive.extend((run.pk, index) for index in run.slices.filter(done=False).values_list("index", flat=True))
-    return revive
+        if run.status == S.ENQUEUED and run.heartbeat_at is None:
+            found.launches.append(run.pk)
+        else:
+            found.slices.extend(
+                (run.pk, index) for index in run.slices.filter(done=False).values_list("index", flat=True)
+            )
+    return found
 
 
 def _one_line(error: Exception) -> str:

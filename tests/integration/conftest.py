@@ -130,12 +130,10 @@ def counters(dsn: str) -> dict[int, int]:
 def revive_until(run, status: str, timeout: float = 120):
     """Play the beat's reconcile task until the run reaches `status` (stale heartbeats are revived)."""
     from planner.models import BackfillRun
-    from planner.services import backfill_worker
-    from planner.tasks import work_backfill_slice
+    from planner.tasks import reconcile_backfills
 
     def step():
-        for run_id, slice_no in backfill_worker.stalled_slices():
-            work_backfill_slice.delay(run_id, slice_no)
+        reconcile_backfills()  # what beat runs every 30 s, called here in the test process
         return BackfillRun.objects.get(pk=run.pk).status == status
 
     wait_for(step, timeout=timeout, interval=2, what=f"run to reach {status}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from planner.models import AuditEvent, BackfillRun, Phase
-from planner.services import backfill_worker, runs
-from tests.integration.conftest import ITEMS_ROWS, counters, wait_for
+from planner.services import runs
+from tests.integration.conftest import ITEMS_ROWS, counters, revive_until, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.slow]
 S = BackfillRun.Status
@@ -123,16 +123,8 @@ def test_a_killed_worker_loses_nothing_and_repeats_nothing(workers, items_table,
     # The dead worker's tasks were acknowledged late and are not redelivered before the broker's
     # visibility timeout; the reconcile task (beat) revives the run once its heartbeat is stale.
     settings.PLANNER_BACKFILL_STALE_SECONDS = 3
-    from planner.tasks import work_backfill_slice
-
-    def revived():
-        for run_id, slice_no in backfill_worker.stalled_slices():
-            work_backfill_slice.delay(run_id, slice_no)
-        return status_of(run) == S.SUCCEEDED
-
-    wait_for(revived, timeout=120, interval=2, what="the run to finish after the kill")
+    run = revive_until(run, S.SUCCEEDED)
     assert counters(items_table) == {1: ITEMS_ROWS}
-    run.refresh_from_db()
     assert run.rows_done == ITEMS_ROWS
 
 
@@ -144,3 +136,16 @@ def test_a_bad_spec_errors_the_run_before_touching_a_row(workers, items_table, p
     wait_status(run, S.ERRORED)
     assert "no_such_column" in run.last_error
     assert counters(items_table) == {0: ITEMS_ROWS}
+
+
+def test_a_lost_launch_is_launched_again(workers, items_table, phase, manager, settings):
+    """The launch task vanished (broker flushed before a worker took it): beat launches the run again."""
+    import redis
+
+    run = runs.start(manager, runs.create_run(manager, phase, spec=SPEC))
+    redis.Redis.from_url(settings.BROKER_URL).flushdb()  # the queued launch task is gone
+    BackfillRun.objects.filter(pk=run.pk).update(started_at=run.started_at.replace(year=2000))
+    settings.PLANNER_BACKFILL_STALE_SECONDS = 3
+    workers.start()
+    run = revive_until(run, S.SUCCEEDED)
+    assert counters(items_table) == {1: ITEMS_ROWS}
