@@ -126,7 +126,10 @@ def test_parallel_slices_cover_every_row_once(target_dsn, key_type):
     info = runner.prepare(slices=4)
     assert info.slices == 4
     outcomes = runner.run_foreground()
-    assert all(outcome.status == "done" for outcome in outcomes)
+    # A slice may be held on the way (autovacuum on the fresh table is a health signal); its last
+    # stint must end done.
+    last = {outcome.slice_no: outcome.status for outcome in outcomes}
+    assert last == {0: "done", 1: "done", 2: "done", 3: "done"}
     assert counter_histogram(target_dsn, "s") == {1: 4000}
     assert all(slice_.rows_done > 500 for slice_ in runner.status().slices)  # roughly balanced
 
