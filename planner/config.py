@@ -115,3 +115,11 @@ def local_secrets(data_root: Path) -> dict[str, str]:
     path.touch(mode=0o600)
     path.write_text(json.dumps(values))
     return values
+
+
+def parse_webhook_url(url: str) -> str:
+    """PLANNER_WEBHOOK_URL: empty (no notifications) or an http(s) URL with a host."""
+    url = url.strip()
+    if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+        raise ConfigError("PLANNER_WEBHOOK_URL must be an http:// or https:// URL; unset it to send no notifications")
+    return url

@@ -21,6 +21,7 @@ from planner.config import (
     local_secrets,
     parse_database_url,
     parse_redis_url,
+    parse_webhook_url,
 )
 from planner.embedded import DEFAULT_POSTGRES_PORT, DEFAULT_REDIS_PORT, default_data_root
 
@@ -121,6 +122,8 @@ else:
 
 CELERY_BROKER_URL = BROKER_URL
 CELERY_RESULT_BACKEND = BROKER_URL
+# One queue per installation; tests give each session its own so parallel sessions never share work.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("PLANNER_CELERY_QUEUE", "planner")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -137,6 +140,8 @@ PLANNER_BACKFILL_LEASE_SECONDS = env_int("PLANNER_BACKFILL_LEASE_SECONDS", 60, m
 CELERY_BEAT_SCHEDULE: dict = {
     # Revive backfill slices whose worker died (heartbeat older than PLANNER_BACKFILL_STALE_SECONDS).
     "reconcile-backfills": {"task": "planner.tasks.reconcile_backfills", "schedule": 30.0},
+    # Start phases whose window opened and whose gates are satisfied; report windows that closed.
+    "start-due-phases": {"task": "planner.tasks.start_due_phases", "schedule": 30.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -169,6 +174,9 @@ SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Slack-compatible notifications; the URL often embeds a token, so it is read like a secret.
+PLANNER_WEBHOOK_URL = parse_webhook_url(env_secret("PLANNER_WEBHOOK_URL") or "")
 
 # Demo data on first `up`: on by default on a laptop, off by default in production.
 PLANNER_DEMO = env_bool("PLANNER_DEMO", default=EMBEDDED_STORE)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from planner.models import TargetDatabase
-from planner.services import backfill_worker, phases, targets
+from planner.services import backfill_worker, notify, phases, schedule, targets
 
 
 @shared_task(acks_late=True)
@@ -52,3 +52,22 @@ def reconcile_backfills() -> int:
 def execute_phase(phase_id: int, direction: str) -> str:
     """Run a phase's up or down SQL; a redelivered task for a finished phase does nothing."""
     return phases.execute(phase_id, direction).status
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(notify.TemporaryWebhookError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
+def send_webhook(text: str) -> int:
+    """Deliver one notification; network errors and 5xx are retried with backoff for about an hour."""
+    return notify.post(text)
+
+
+@shared_task(acks_late=True)
+def start_due_phases() -> dict:
+    """Beat: start phases whose window is open and whose gates are satisfied; report missed windows."""
+    return schedule.start_due_phases().as_dict()

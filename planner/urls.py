@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from planner.views import audit, health, phases, plans, recipes, rules, runbook, runs
+from planner.views import audit, health, phases, plans, recipes, rules, runbook, runs, schedule
 
 urlpatterns = [
     path("", plans.plan_list, name="plan-list"),
@@ -19,6 +19,13 @@ urlpatterns = [
     path("phases/<int:phase_id>/run/", phases.phase_run, name="phase-run"),
     path("phases/<int:phase_id>/rollback/", phases.phase_rollback, name="phase-rollback"),
     path("phases/<int:phase_id>/analyze/", phases.analyze_preview, name="analyze-preview"),
+    path("phases/<int:phase_id>/trace/", phases.phase_trace, name="phase-trace"),
+    path("phases/<int:phase_id>/schedule/", schedule.phase_schedule, name="phase-schedule"),
+    path("phases/<int:phase_id>/approve/", schedule.phase_approve, name="phase-approve"),
+    path("phases/<int:phase_id>/withdraw-approval/", schedule.phase_withdraw_approval, name="phase-withdraw-approval"),
+    path("phases/<int:phase_id>/confirm-deploy/", schedule.phase_confirm_deploy, name="phase-confirm-deploy"),
+    path("phases/<int:phase_id>/check-validations/", schedule.phase_check_validations, name="phase-check-validations"),
+    path("agenda/", schedule.agenda, name="agenda"),
     path("rules/", rules.rule_list, name="rule-list"),
     path("rules/<str:rule>/", rules.rule_doc, name="rule-doc"),
     path("audit/", audit.audit_log, name="audit-log"),

@@ -15,6 +15,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Test servers keep their data apart from a developer's own `.planner/`.
 os.environ.setdefault("PLANNER_DATA_DIR", str(REPO_ROOT / ".planner" / "test"))
 os.environ.setdefault("PLANNER_DEMO", "false")
+# Each test session has its own Celery queue: two sessions sharing one Redis never run each other's tasks.
+os.environ.setdefault("PLANNER_CELERY_QUEUE", f"planner-test-{os.getpid()}")
 if os.environ.get("DATABASE_URL"):
     # A throwaway production-like configuration for the external-server pass.
     os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)

@@ -36,6 +36,7 @@ def run_manage(tmp_path, *args, **env_overrides):
         ({"DATABASE_URL": "postgresql://u:p@h:5432/db"}, "SECRET_KEY is not set"),
         ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL must look like redis://"),
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
+        ({"PLANNER_WEBHOOK_URL": "hooks.slack.com/x"}, "PLANNER_WEBHOOK_URL must be an http:// or https:// URL"),
     ],
 )
 def test_bad_settings_give_one_clear_line(tmp_path, env, expected):

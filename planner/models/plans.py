@@ -151,6 +151,9 @@ class Plan(StateMachineMixin, models.Model):
         return self.title
 
     def next_phase(self) -> Phase | None:
+        # Lists prefetch the open phases into `open_phases` (see views/plans.py): no query per row.
+        if hasattr(self, "open_phases"):
+            return self.open_phases[0] if self.open_phases else None
         return self.phases.exclude(status__in=Phase.FINISHED).order_by("position").first()
 
 
@@ -201,13 +204,37 @@ class Phase(StateMachineMixin, models.Model):
         help_text="Rollback procedure, testing checklist, estimated duration and notes for this phase.",
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
-    not_before = models.DateTimeField(null=True, blank=True)
-    not_after = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True, db_index=True)  # UTC; beat starts it from then
+    not_after = models.DateTimeField(null=True, blank=True)  # UTC; past it the phase is reported, not started
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     execution_log = models.JSONField(
         default=list, blank=True, help_text="Per statement: attempts, time waited for locks, duration, error."
+    )
+
+    # Gates (planner/services/gates.py). Approval and deployment confirmation are per phase, so a
+    # release manager signs off each step of a plan that beat may start on its own.
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    needs_deploy = models.BooleanField(
+        "needs the application deployed",
+        default=False,
+        help_text="A release manager must confirm the application version is deployed before this phase.",
+    )
+    deploy_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    deploy_confirmed_at = models.DateTimeField(null=True, blank=True)
+    deployed_version = models.CharField(max_length=100, blank=True, help_text="The version confirmed as deployed.")
+    validation_results = models.JSONField(
+        default=list, blank=True, help_text="Last run of this phase's validations: name, ok, value, expected, error."
+    )
+    validated_at = models.DateTimeField(null=True, blank=True)
+    window_missed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when not_after passed before the phase started (reported, not run)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -220,3 +247,12 @@ class Phase(StateMachineMixin, models.Model):
 
     def __str__(self) -> str:
         return f"{self.position}. {self.name} ({self.get_kind_display()})"
+
+    @property
+    def validations_passed(self) -> bool | None:
+        """True/False from the last stored check; None when never checked (or nothing to check)."""
+        if not self.validations:
+            return True
+        if not self.validation_results or len(self.validation_results) != len(self.validations):
+            return None
+        return all(result.get("ok") for result in self.validation_results)

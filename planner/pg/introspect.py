@@ -68,6 +68,37 @@ SELECT i.indrelid, ic.relname, i.indisunique, i.indisvalid, i.indisprimary, i.in
  WHERE i.indrelid = ANY(%(oids)s)
 """
 
+# What depends on a column (and so would be dropped with it, or stop DROP COLUMN): indexes,
+# constraints, views, triggers, owned sequences (serial, identity). The column's own default is not.
+_COLUMN_DEPENDENTS = """
+SELECT d.refobjid, a.attname, pg_describe_object(d.classid, d.objid, d.objsubid)
+  FROM pg_depend d
+  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+ WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = ANY(%(oids)s) AND d.refobjsubid > 0
+   AND d.deptype IN ('n', 'a', 'i')
+   AND NOT (d.classid = 'pg_attrdef'::regclass
+            AND EXISTS (SELECT 1 FROM pg_attrdef ad WHERE ad.oid = d.objid
+                        AND ad.adrelid = d.refobjid AND ad.adnum = d.refobjsubid))
+   AND NOT (d.classid = 'pg_class'::regclass AND d.objid = d.refobjid)
+   AND NOT (d.classid = 'pg_constraint'::regclass
+            AND EXISTS (SELECT 1 FROM pg_constraint c WHERE c.oid = d.objid AND c.contype = 'n'))
+ ORDER BY 1, 2, 3
+"""
+
+_COLUMN_KINDS = """
+SELECT a.attrelid, a.attname,
+       CASE WHEN coalesce(to_jsonb(a) ->> 'attidentity', '') <> '' THEN 'identity'
+            WHEN coalesce(to_jsonb(a) ->> 'attgenerated', '') <> '' THEN 'generated' END
+  FROM pg_attribute a
+ WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
+   AND (coalesce(to_jsonb(a) ->> 'attidentity', '') <> '' OR coalesce(to_jsonb(a) ->> 'attgenerated', '') <> '')
+"""
+
+_FUNCTIONS = """
+SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname <> ALL (%(skipped)s)
+"""
+
 _TRIGGERS = """
 SELECT t.tgrelid, t.tgname FROM pg_trigger t WHERE t.tgrelid = ANY(%(oids)s) AND NOT t.tgisinternal
 """
@@ -94,6 +125,11 @@ class TargetSchema:
     defaults: dict[tuple[str, str], str] = field(default_factory=dict)  # (table key, column) -> expression
     index_info: dict[str, IndexInfo] = field(default_factory=dict)  # index key -> details
     triggers: dict[str, set[str]] = field(default_factory=dict)  # table key -> trigger names
+    # (table key, column) -> what depends on it, as PostgreSQL describes it ("index users_email_idx")
+    column_dependents: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # (table key, column) -> "identity" or "generated" (absent: an ordinary column)
+    column_kinds: dict[tuple[str, str], str] = field(default_factory=dict)
+    functions: set[str] = field(default_factory=set)  # "schema.name" of the application's functions
     cast_checker: Callable[[str, str], str | None] | None = None
 
     def cast_error(self, old_type: str, new_type: str) -> str | None:
@@ -191,6 +227,12 @@ def _read(connection: psycopg.Connection) -> TargetSchema:
         schema.index_info[key] = IndexInfo(valid=valid, partial=partial, primary=primary)
     for relid, name in connection.execute(_TRIGGERS, {"oids": oids}):
         schema.triggers.setdefault(keys[relid], set()).add(name)
+    for relid, column, description in connection.execute(_COLUMN_DEPENDENTS, {"oids": oids}):
+        schema.column_dependents.setdefault((keys[relid], column), []).append(description)
+    for relid, column, kind in connection.execute(_COLUMN_KINDS, {"oids": oids}):
+        schema.column_kinds[(keys[relid], column)] = kind
+    for (name,) in connection.execute(_FUNCTIONS, {"skipped": list(SKIPPED_SCHEMAS)}):
+        schema.functions.add(name)
     return schema
 
 

@@ -4,6 +4,7 @@
     sqltext.py   identifiers by psycopg.sql, user expressions re-emitted by pglast
     lookup.py    finding tables, columns and unique keys in a TargetSchema
     runbook.py   duration estimates, gates, validation queries
+    sync.py      sync triggers, rollback guards and column checks shared by column-moving recipes
     <recipe>.py  one module per recipe, each with a RECIPE
 
 The registry below lists them in the order a form shows them.
@@ -11,11 +12,32 @@ The registry below lists them in the order a form shows them.
 
 from __future__ import annotations
 
-from planner.recipes import add_column, add_foreign_key, add_index, add_unique, free_form
+from planner.recipes import (
+    add_column,
+    add_foreign_key,
+    add_index,
+    add_unique,
+    change_column_type,
+    drop_column,
+    drop_table,
+    free_form,
+    rename_column,
+)
 from planner.recipes.base import PhaseDraft, PlanDraft, Recipe, RecipeError
 
 RECIPES: dict[str, Recipe] = {
-    module.RECIPE.name: module.RECIPE for module in (add_column, add_index, add_foreign_key, add_unique, free_form)
+    module.RECIPE.name: module.RECIPE
+    for module in (
+        add_column,
+        add_index,
+        add_foreign_key,
+        add_unique,
+        rename_column,
+        change_column_type,
+        drop_column,
+        drop_table,
+        free_form,
+    )
 }
 
 

@@ -125,7 +125,7 @@ def build(schema, params: dict) -> PlanDraft:
             )
         )
     if params["not_null"]:
-        phases += _not_null_phases(ref, column)
+        phases += not_null_phases(ref, column)
     title = f"Add column {column} to {ref.key}"
     return PlanDraft(title=title, description=f"{title} ({as_text(type_sql)}).", phases=phases)
 
@@ -134,11 +134,19 @@ def _nulls(ref, col) -> str:
     return render("SELECT count(*) FROM {t} WHERE {c} IS NULL", t=ref.ident, c=col)
 
 
-def _not_null_phases(ref, column: str) -> list[PhaseDraft]:
+def not_null_phases(ref, column: str, *, gate: str | None = None, testing: str | None = None) -> list[PhaseDraft]:
+    """CHECK NOT VALID → VALIDATE → SET NOT NULL (and drop the check), one phase each.
+
+    `gate` and `testing` replace the first phase's gate and test for recipes where a trigger, not
+    the application, fills the column.
+    """
     check = derived_name(ref.name, column, suffix="not_null")
     parts = {"t": ref.ident, "c": ident(column), "k": ident(check)}
     add_check = render("ALTER TABLE {t} ADD CONSTRAINT {k} CHECK ({c} IS NOT NULL) NOT VALID", **parts)
-    gate = f"Deploy the application version that always writes {column} (or relies on its default)."
+    if gate is None:
+        gate = f"Deploy the application version that always writes {column} (or relies on its default)."
+    if testing is None:
+        testing = f"An INSERT with {column} = NULL now fails with a check violation."
     scan = estimate(ref.rows, SCAN_ROWS_PER_SECOND)
     return [
         PhaseDraft(
@@ -149,7 +157,7 @@ def _not_null_phases(ref, column: str) -> list[PhaseDraft]:
             validations=[validation(f"{check} exists", constraint_state(ref.regclass, check), "not valid")],
             runbook=runbook(
                 rollback="Run the down SQL: it drops the check.",
-                testing=[f"An INSERT with {column} = NULL now fails with a check violation."],
+                testing=[testing],
                 seconds=DDL_SECONDS,
                 gate=gate,
             ),

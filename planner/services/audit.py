@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from planner.models import AuditEvent, Phase, Plan
+from planner.services import notify
 
 
 def _plan_of(obj: models.Model) -> Plan | None:
@@ -18,6 +19,7 @@ def _plan_of(obj: models.Model) -> Plan | None:
 def record(actor, action: str, obj: models.Model, **details) -> AuditEvent:
     """Append an audit event. `actor` is a user, or None for the system (beat, workers)."""
     authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    notify.audit_event(action, obj, **details)  # a webhook after commit, for the events people follow
     return AuditEvent.objects.create(
         actor=actor if authenticated else None,
         actor_name=actor.get_username() if authenticated else "system",

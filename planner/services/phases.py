@@ -13,21 +13,19 @@ from django.utils import timezone
 from planner.models import InvalidTransition, Phase, Plan
 from planner.pg.connect import scrub
 from planner.pg.ddl import DdlError, DdlEvent, execute_sql
-from planner.services import audit
+from planner.services import audit, gates
 from planner.services.permissions import require
 
 P = Phase.Status
 
 
-def gate_failures(phase: Phase) -> list[str]:
-    """Why this phase may not start yet; empty when every gate is open."""
-    reasons = []
-    earlier = phase.plan.phases.filter(position__lt=phase.position).exclude(status=P.SUCCEEDED)
-    for blocking in earlier:
-        reasons.append(f"phase {blocking.position} ({blocking.name}) has not succeeded")
-    if phase.plan.status in (Plan.Status.CANCELLED, Plan.Status.ROLLED_BACK):
-        reasons.append(f"the plan is {phase.plan.get_status_display().lower()}")
-    return reasons
+def gate_failures(phase: Phase, actor=None) -> list[str]:
+    """Why this phase may not start yet; empty when every gate is open.
+
+    The gates themselves (earlier phases, window, validations run live on the target, approval,
+    application deployed) are defined once, in planner/services/gates.py.
+    """
+    return gates.failures(phase, actor=actor, live=True)
 
 
 def _plan_moves_to(plan: Plan, new_status: str, actor, **details) -> None:
@@ -42,12 +40,17 @@ def _plan_moves_to(plan: Plan, new_status: str, actor, **details) -> None:
 def mark_running(actor, phase: Phase) -> Phase:
     """Gate checks and the state change shared by SQL phases and backfill phases."""
     locked = Phase.objects.select_for_update().select_related("plan").get(pk=phase.pk)
-    reasons = gate_failures(locked)
+    reasons = gate_failures(locked, actor)
     if reasons:
         raise InvalidTransition("cannot start yet: " + "; ".join(reasons))
     locked.transition_to(P.RUNNING)
     locked.started_at, locked.finished_at, locked.last_error = timezone.now(), None, ""
-    locked.save(update_fields=["status", "started_at", "finished_at", "last_error", "updated_at"])
+    fields = ["status", "started_at", "finished_at", "last_error", "updated_at"]
+    if actor is not None and not gates.approval_is_valid(locked):
+        # the approval gate was open because the release manager starting it may approve it
+        locked.approved_by, locked.approved_at = actor, locked.started_at
+        fields += ["approved_by", "approved_at"]
+    locked.save(update_fields=fields)
     _plan_moves_to(locked.plan, Plan.Status.RUNNING, actor)
     audit.record(actor, "phase.started", locked)
     return locked

@@ -7,6 +7,7 @@ from django.db import transaction
 from planner.models import Phase, Plan, TargetDatabase
 from planner.services import audit
 from planner.services.permissions import require
+from planner.services.schedule import needs_deploy
 
 
 @transaction.atomic
@@ -23,6 +24,7 @@ def create_plan(
         high_risk=high_risk,
     )
     for position, phase in enumerate(phases, start=1):
+        phase = {"needs_deploy": needs_deploy(phase.get("runbook") or {}), **phase}
         Phase.objects.create(plan=plan, position=position, **phase)
     audit.record(actor, "plan.created", plan, phases=len(phases), target=target.name)
     return plan
@@ -58,6 +60,12 @@ def update_phase_sql(actor, phase: Phase, *, up_sql: str, down_sql: str) -> Phas
     if not changed:
         return locked
     locked.up_sql, locked.down_sql = up_sql, down_sql
-    locked.save(update_fields=[*changed, "updated_at"])
-    audit.record(actor, "phase.sql_changed", locked, fields=changed)
+    withdrawn = locked.approved_by_id is not None
+    if withdrawn:
+        # an approval was given to the SQL as it was: a change needs a new one
+        locked.approved_by, locked.approved_at = None, None
+    locked.save(update_fields=[*changed, *(["approved_by", "approved_at"] if withdrawn else []), "updated_at"])
+    audit.record(
+        actor, "phase.sql_changed", locked, fields=changed, **({"approval_withdrawn": True} if withdrawn else {})
+    )
     return locked

@@ -37,9 +37,11 @@ class StatementReport:
     no_transaction: bool = False
     estimate_seconds: float | None = None
     findings: list[Finding] = field(default_factory=list)
+    # What a dynamic trace on a shadow copy saw (planner.sql.measured); None when not traced.
+    measured: dict | None = None
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "line": self.line,
             "column": self.column,
             "sql": self.sql,
@@ -53,6 +55,9 @@ class StatementReport:
             "estimate_seconds": self.estimate_seconds,
             "findings": [f.to_dict() for f in self.findings],
         }
+        if self.measured is not None:
+            data["measured"] = self.measured
+        return data
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from planner.sql.analysis import FileReport
+from planner.sql.measured import differences
 
 FORMATS = ("text", "json", "github", "sarif")
 
@@ -26,6 +27,8 @@ def text(reports: list[FileReport]) -> str:
                 if finding.fix:
                     lines.append("    fix:")
                     lines.extend(f"        {fix_line}" if fix_line else "" for fix_line in finding.fix.splitlines())
+            for difference in differences(statement):
+                lines.append(f"{report.path}:{statement.line}:{statement.column}: trace: {difference}")
     statements = sum(len(r.statements) for r in reports)
     blocking = sum(s.blocking for r in reports for s in r.statements)
     lines.append(

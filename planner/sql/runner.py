@@ -7,6 +7,7 @@ unparseable SQL, bad configuration). Kept apart from the Django command so it is
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from planner.sql.analysis import FileReport, analyze_text
 from planner.sql.catalog import Catalog
 from planner.sql.config import AnalyzeConfig
 from planner.sql.formats import render
+from planner.sql.measured import attach
 
 OK, FINDINGS, BAD_INPUT = 0, 1, 2
 
@@ -39,7 +41,10 @@ def run(
     config: AnalyzeConfig | None = None,
     catalog: Catalog | None = None,
     stdin=None,
+    tracer: Callable[[str], list[dict]] | None = None,
 ) -> Outcome:
+    """`tracer(sql_text)`, when given, returns measured entries ({"line", "locks", …}) of a dynamic
+    trace; they are attached to the statements of each file that parses (planner.sql.measured)."""
     config = config or AnalyzeConfig()
     reports: list[FileReport] = []
     problems: list[str] = []
@@ -54,6 +59,8 @@ def run(
             sql_text, path="<stdin>" if path == "-" else path, pg_version=pg_version, catalog=catalog, config=config
         )
         reports.append(report)
+        if tracer is not None and not report.has_syntax_errors:
+            attach(report.statements, tracer(sql_text))
         if report.has_syntax_errors:
             first = next(f for f in report.findings() if f.rule == "syntax-error")
             problems.append(f"{report.path}:{first.line}:{first.column}: SQL does not parse")

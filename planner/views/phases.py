@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from planner.models import InvalidTransition, Phase
 from planner.services import phases as phase_services
 from planner.services import plans
-from planner.services.analysis import analyze_phase_sql
+from planner.services.analysis import analyze_phase_sql, trace_phase
 
 MAX_SQL_CHARS = 200_000
 
@@ -49,6 +49,23 @@ def analyze_preview(request, phase_id: int):
         request,
         "planner/partials/analysis.html",
         {"analysis": analyze_phase_sql(sql_text, phase=phase)},
+    )
+
+
+@require_POST
+@permission_required("planner.view_phase", raise_exception=True)
+def phase_trace(request, phase_id: int):
+    """HTMX: run the SQL on a schema-only shadow copy of the target and show measured vs predicted.
+
+    Synchronous (bounded by the trace's timeouts). The SQL being typed is traced only for users who
+    may edit the phase; everyone else traces the saved SQL, so viewing never runs SQL of one's own.
+    """
+    phase = get_object_or_404(Phase.objects.select_related("plan__target"), pk=phase_id)
+    sql_text = phase.up_sql
+    if "up_sql" in request.POST and request.user.has_perm("planner.change_phase"):
+        sql_text = request.POST["up_sql"][:MAX_SQL_CHARS]
+    return render(
+        request, "planner/partials/trace.html", {"phase": phase, "trace": trace_phase(request.user, phase, sql_text)}
     )
 
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import permission_required
-from django.db.models import Q
-from django.shortcuts import get_object_or_404, render
+from django.db.models import Prefetch, Q
+from django.shortcuts import render
 
-from planner.models import Plan
+from planner.models import Phase, Plan
+from planner.services import gates
+from planner.views.schedule import plan_phases_with_gates
 
 
 @permission_required("planner.view_plan", raise_exception=True)
 def plan_list(request):
-    plans = Plan.objects.select_related("target", "owner").prefetch_related("phases")
+    # The next phase of every row comes from one prefetch of the open phases (no query per row).
+    open_phases = (
+        Phase.objects.exclude(status__in=Phase.FINISHED)
+        .only("id", "plan_id", "position", "name", "status", "not_before")
+        .order_by("position")
+    )
+    plans = Plan.objects.select_related("target", "owner").prefetch_related(
+        Prefetch("phases", queryset=open_phases, to_attr="open_phases")
+    )
     query = request.GET.get("q", "").strip()
     status = request.GET.get("status", "")
     if query:
@@ -25,8 +35,8 @@ def plan_list(request):
 
 @permission_required("planner.view_plan", raise_exception=True)
 def plan_detail(request, plan_id: int):
-    plan = get_object_or_404(Plan.objects.select_related("target", "owner"), pk=plan_id)
-    phases = plan.phases.prefetch_related("backfill_runs")
+    plan, phases = plan_phases_with_gates(plan_id)
+    user = request.user
     return render(
         request,
         "planner/plan_detail.html",
@@ -34,8 +44,11 @@ def plan_detail(request, plan_id: int):
             "plan": plan,
             "phases": phases,
             "events": plan.audit_events.all()[:20],
-            "can_start": request.user.has_perm("planner.start_plan"),
-            "can_edit": request.user.has_perm("planner.change_phase"),
-            "can_roll_back": request.user.has_perm("planner.rollback_run"),
+            "can_start": user.has_perm("planner.start_plan"),
+            "can_edit": user.has_perm("planner.change_phase"),
+            "can_roll_back": user.has_perm("planner.rollback_run"),
+            "can_schedule": user.has_perm("planner.schedule_plan"),
+            "can_approve": gates.may_approve(user, plan),
+            "is_approver_role": user.has_perm("planner.approve_plan"),
         },
     )

@@ -13,7 +13,16 @@ from planner.models import TargetDatabase
 from planner.services.recipes import create_plan_from_recipe
 
 # Recipes whose parameters a plain form can hold; free-form phases are written on the plan page.
-FORM_RECIPES = ("add_column", "add_index", "add_foreign_key", "add_unique")
+FORM_RECIPES = (
+    "add_column",
+    "add_index",
+    "add_foreign_key",
+    "add_unique",
+    "rename_column",
+    "change_column_type",
+    "drop_column",
+    "drop_table",
+)
 
 
 @permission_required("planner.add_plan", raise_exception=True)

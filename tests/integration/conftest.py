@@ -91,7 +91,8 @@ def workers(settings):
     import redis
 
     broker = redis.Redis.from_url(settings.BROKER_URL)
-    broker.flushdb()  # nothing left over from an earlier test is delivered to these workers
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    broker.delete(queue)  # nothing left over from an earlier test is delivered to these workers
     env = dict(
         os.environ,
         DATABASE_URL=store_url(),
@@ -104,7 +105,7 @@ def workers(settings):
     pool = Workers(env)
     yield pool
     pool.stop_all()
-    broker.flushdb()
+    broker.delete(queue)
 
 
 ITEMS_ROWS = 20_000

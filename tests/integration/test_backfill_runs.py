@@ -143,7 +143,7 @@ def test_a_lost_launch_is_launched_again(workers, items_table, phase, manager, s
     import redis
 
     run = runs.start(manager, runs.create_run(manager, phase, spec=SPEC))
-    redis.Redis.from_url(settings.BROKER_URL).flushdb()  # the queued launch task is gone
+    redis.Redis.from_url(settings.BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)  # the launch task is gone
     BackfillRun.objects.filter(pk=run.pk).update(started_at=run.started_at.replace(year=2000))
     settings.PLANNER_BACKFILL_STALE_SECONDS = 3
     workers.start()

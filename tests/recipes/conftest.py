@@ -167,7 +167,10 @@ class PlanDriver:
         from planner.models import Phase
         from planner.pg.backfill import BackfillRunner
         from planner.services import phases as service
+        from planner.services import schedule
 
+        if phase.needs_deploy:  # the runbook's "deploy the application version …" gate
+            schedule.confirm_deployed(self.manager, phase, version="app-v2")
         if phase.kind == Phase.Kind.BACKFILL:
             service.mark_running(self.manager, phase)
             spec = dict(phase.backfill_spec, throttle=FAST_THROTTLE, batch={"initial": 300, "min": 10, "max": 500})

@@ -41,6 +41,24 @@ CASES = {
         {"table": "orders", "columns": "user_id", "ref_table": "users", "on_delete": "cascade", "index": False},
     ],
     "add_unique": [{"table": "users", "columns": "email"}, {"table": "orders", "columns": "user_id, note"}],
+    "rename_column": [
+        {"table": "users", "column": "email", "new_name": "email_address"},
+        {"table": "users", "column": "name", "new_name": "full_name"},
+        {"table": '"Billing Events"', "column": "Kind", "new_name": "Event Kind"},
+    ],
+    "change_column_type": [
+        {"table": "users", "column": "email", "type": "varchar(320)"},
+        {"table": "orders", "column": "amount", "type": "numeric(14,2)"},
+        {"table": "orders", "column": "user_id", "type": "numeric"},
+        {"table": '"Billing Events"', "column": "Kind", "type": "varchar(50)"},
+    ],
+    "drop_column": [
+        {"table": "users", "column": "bio"},
+        {"table": "users", "column": "email"},
+        {"table": "orders", "column": "note", "canary": False},
+        {"table": '"Billing Events"', "column": "Kind"},
+    ],
+    "drop_table": [{"table": "orders"}, {"table": '"Billing Events"'}],
     "free_form": [
         {
             "title": "t",

@@ -31,3 +31,21 @@ def test_casts_are_asked_of_the_server(shop):
     schema = introspect(shop)
     assert schema.cast_error("integer", "bigint") is None
     assert "cannot cast type uuid to bigint" in schema.cast_error("uuid", "bigint")
+
+
+def test_what_depends_on_a_column_and_special_columns(shop):
+    with psycopg.connect(shop, autocommit=True) as connection:
+        connection.execute("CREATE INDEX users_lower_email_idx ON users (lower(email))")
+        connection.execute("CREATE VIEW user_names AS SELECT id, name FROM users")
+        connection.execute("ALTER TABLE orders ADD COLUMN total numeric GENERATED ALWAYS AS (amount * 2) STORED")
+        connection.execute(
+            "CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$"
+        )
+    schema = introspect(shop)
+    assert "index users_lower_email_idx" in schema.column_dependents[("users", "email")]
+    assert any("user_names" in d for d in schema.column_dependents[("users", "name")])
+    assert ("users", "bio") not in schema.column_dependents  # nothing uses it; NOT NULL constraints never count
+    assert ("users", "verified_at") not in schema.column_dependents
+    assert schema.column_kinds[("users", "id")] == "identity"
+    assert schema.column_kinds[("orders", "total")] == "generated"
+    assert "public.noop" in schema.functions

@@ -97,9 +97,9 @@ def test_bad_config_exits_2(sql_file, tmp_path):
     assert error.value.returncode == 2
 
 
-def test_target_is_not_available_yet(sql_file):
-    with pytest.raises(CommandError, match="not available yet") as error:
-        run_command("--target", "prod", sql_file("select 1;"))
+def test_trace_needs_a_target(sql_file):
+    with pytest.raises(CommandError, match="--trace needs --target") as error:
+        run_command("--trace", sql_file("select 1;"))
     assert error.value.returncode == 2
 
 

@@ -27,7 +27,41 @@ def succeeded_last_phase(run) -> str:
     return reverse("phase-rollback", args=[phase.pk])
 
 
+def pending_phase(run, **fields) -> Phase:
+    return Phase.objects.create(
+        plan=run.phase.plan, position=5, kind="contract", name="later", up_sql="SELECT 1;", **fields
+    )
+
+
+def schedule_url(run) -> str:
+    return reverse("phase-schedule", args=[pending_phase(run).pk])
+
+
+def approve_url(run) -> str:
+    return reverse("phase-approve", args=[pending_phase(run).pk])
+
+
+def withdraw_url(run) -> str:
+    from django.contrib.auth.models import User
+
+    approver = User.objects.create_user("earlier-approver")
+    return reverse("phase-withdraw-approval", args=[pending_phase(run, approved_by=approver).pk])
+
+
+def confirm_deploy_url(run) -> str:
+    return reverse("phase-confirm-deploy", args=[pending_phase(run, needs_deploy=True).pk])
+
+
+def check_validations_url(run) -> str:
+    phase = run.phase.plan.phases.get(position=1)
+    phase.validations = [{"name": "one", "sql": "SELECT 1", "expected": 1}]
+    phase.save()
+    return reverse("phase-check-validations", args=[phase.pk])
+
+
 ROLES = ("viewer", "release manager", "on-call engineer", None)
+# One body for every URL: each view reads the fields it needs.
+DATA = {"slices": "1", "not_before": "2099-01-31T22:00", "tz": "Europe/Paris", "version": "2024.6.1"}
 
 # (name, url builder, status to put the run in first, roles allowed)
 CASES = [
@@ -43,6 +77,11 @@ CASES = [
     ),
     ("phase-run", pending_first_phase, S.SUCCEEDED, {"release manager"}),
     ("phase-rollback", succeeded_last_phase, S.SUCCEEDED, {"on-call engineer"}),
+    ("phase-schedule", schedule_url, S.SUCCEEDED, {"release manager"}),
+    ("phase-approve", approve_url, S.SUCCEEDED, {"release manager"}),
+    ("phase-withdraw-approval", withdraw_url, S.SUCCEEDED, {"release manager"}),
+    ("phase-confirm-deploy", confirm_deploy_url, S.SUCCEEDED, {"release manager"}),
+    ("phase-check-validations", check_validations_url, S.SUCCEEDED, {"release manager"}),
 ]
 
 
@@ -53,10 +92,11 @@ def test_permission_matrix(client, make_user, backfill_run, role, name, url, sta
     client.force_login(make_user(role))
     target_url = url(backfill_run)
     before_runs = list(BackfillRun.objects.values_list("pk", "status", "direction"))
-    before_phases = list(Phase.objects.order_by("pk").values_list("pk", "status"))
+    phase_fields = ("pk", "status", "not_before", "not_after", "approved_by", "deploy_confirmed_at", "validated_at")
+    before_phases = list(Phase.objects.order_by("pk").values_list(*phase_fields))
     before_events = AuditEvent.objects.count()
 
-    response = client.post(target_url, {"slices": "1"})
+    response = client.post(target_url, DATA)
 
     if role in allowed:
         assert response.status_code in (200, 302), response.content[:500]
@@ -64,7 +104,7 @@ def test_permission_matrix(client, make_user, backfill_run, role, name, url, sta
     else:
         assert response.status_code == 403
         assert list(BackfillRun.objects.values_list("pk", "status", "direction")) == before_runs
-        assert list(Phase.objects.order_by("pk").values_list("pk", "status")) == before_phases
+        assert list(Phase.objects.order_by("pk").values_list(*phase_fields)) == before_phases
         assert AuditEvent.objects.count() == before_events
 
 

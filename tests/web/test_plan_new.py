@@ -75,3 +75,12 @@ def test_only_release_managers_create_plans(client, make_user, shop, role):
     )
     assert response.status_code == 403
     assert not Plan.objects.exists()
+
+
+def test_every_structured_recipe_has_a_form(client, make_user, shop):
+    from planner.views.recipes import FORM_RECIPES
+
+    client.force_login(make_user("release manager"))
+    for name in FORM_RECIPES:
+        body = client.get(reverse("plan-new"), {"recipe": name}).content.decode()
+        assert 'name="table"' in body, name

@@ -1,7 +1,9 @@
 """`manage.py analyze`: lint migration SQL for locks, rewrites and scans, for CI pipelines.
 
-Thin: parses arguments, calls planner.sql.runner, prints. Never touches the planner's database
-(no system checks, no ORM), so it starts no server.
+Thin: parses arguments, calls planner.sql.runner, prints. Without --target it never touches the
+planner's database (no system checks, no ORM), so it starts no server. With --target it reads the
+target's schema, sizes and measured throughput (and with --trace runs the file on a schema-only
+shadow copy of it) through planner.services.analysis.
 """
 
 from __future__ import annotations
@@ -30,18 +32,68 @@ class Command(BaseCommand):
         )
         parser.add_argument("--format", choices=FORMATS, default="text", help="output format (default text)")
         parser.add_argument("--config", help="planner-analyze.toml or pyproject.toml ([tool.planner.analyze])")
-        parser.add_argument("--target", help="a configured target database (not available yet)")
+        parser.add_argument(
+            "--target",
+            metavar="NAME",
+            help="a configured target database: its schema, table sizes and measured throughput are used "
+            "(tiny tables are downgraded, statements get duration estimates); its version unless --pg-version",
+        )
+        parser.add_argument(
+            "--trace",
+            action="store_true",
+            help="with --target: also run the file on a schema-only shadow copy of the target (a new database "
+            "on its server, dropped afterwards) and show measured locks, rewrites and scans next to predicted",
+        )
 
     def handle(self, *args, **options):
-        if options["target"]:
-            raise CommandError("--target is not available yet: analysis runs offline only", returncode=2)
+        if options["trace"] and not options["target"]:
+            raise CommandError("--trace needs --target NAME: the shadow copy is made of that target", returncode=2)
         try:
             config = AnalyzeConfig.load(options["config"]) if options["config"] else AnalyzeConfig.discover()
         except ConfigError as error:
             raise CommandError(str(error), returncode=2) from None
-        outcome = run(options["paths"], fmt=options["format"], pg_version=options["pg_version"], config=config)
+        pg_version, catalog, tracer = options["pg_version"], None, None
+        if options["target"]:
+            catalog, tracer = self._target(options["target"], options["trace"])
+            pg_version = pg_version or catalog.pg_version
+        try:
+            outcome = run(
+                options["paths"],
+                fmt=options["format"],
+                pg_version=pg_version,
+                config=config,
+                catalog=catalog,
+                tracer=tracer,
+            )
+        except TargetProblem as problem:
+            raise CommandError(str(problem), returncode=2) from None
         self.stdout.write(outcome.output, ending="")
         for problem in outcome.problems:
             self.stderr.write(f"analyze: {problem}")
         if outcome.code:
             sys.exit(outcome.code)
+
+    def _target(self, name: str, trace: bool):
+        """(Catalog, tracer or None) of the named target; exit 2 when it is unknown or unreachable."""
+        from planner.services import analysis
+
+        try:
+            target = analysis.find_target(name)
+            catalog, throughput = analysis.live_catalog(target)
+        except analysis.TargetUnavailable as error:
+            raise CommandError(str(error), returncode=2) from None
+        self.stderr.write(f"analyze: target {target.name}: PostgreSQL {catalog.pg_version}; {throughput.describe()}")
+        if not trace:
+            return catalog, None
+
+        def tracer(sql_text: str) -> list[dict]:
+            try:
+                return analysis.trace_sql(target, sql_text)
+            except analysis.TargetUnavailable as error:
+                raise TargetProblem(str(error)) from None
+
+        return catalog, tracer
+
+
+class TargetProblem(Exception):
+    """The trace could not run (reported as bad input, exit 2)."""
