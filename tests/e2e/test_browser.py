@@ -37,6 +37,11 @@ def browser():
         )
         yield browser
         browser.close()
+        # ORM calls made while Playwright's loop ran used connections of that context; close them
+        # here, still inside it, or they outlive the test and block dropping the test database.
+        from django.db import connections
+
+        connections.close_all()
 
 
 @pytest.fixture
