@@ -139,12 +139,12 @@ def main() -> int:
         client.force_login(objects["viewer"])
         run, plan = objects["run"], objects["plan"]
         pages = [
-            ("plan list (200 rows shown)", "/", {}),
+            ("plan list (first page, 50 rows)", "/", {}),
             ("plan list, search", "/?q=Change+99", {}),
             ("run page", f"/runs/{run.pk}/", {}),
             ("run status poll (HTMX)", f"/runs/{run.pk}/", {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "run-status"}),
             ("plan page", f"/plans/{plan.pk}/", {}),
-            ("agenda (200 phases)", "/agenda/", {}),
+            ("agenda (first page, 50 phases)", "/agenda/", {}),
         ]
         if os.environ.get("BENCH_PROFILE"):
             import cProfile

@@ -98,3 +98,64 @@ def batch_charts(run, limit: int = 300) -> dict[str, Chart | None]:
         "duration": line_chart(durations, unit="ms"),
         "throughput": line_chart(throughput, unit="rows/s"),
     }
+
+
+@dataclass(frozen=True)
+class Signal:
+    label: str
+    value: str
+    limit: str
+    over: bool
+
+
+def health_signals(run) -> list[Signal]:
+    """The latest health readings of a run's table next to the limits that would hold it back."""
+    from planner.pg.backfill.spec import ThrottleLimits
+
+    health = run.health or {}
+    if not health:
+        return []
+    given = (run.spec or {}).get("throttle") or {}
+    limits = ThrottleLimits(**{k: v for k, v in given.items() if k in ThrottleLimits.__dataclass_fields__})
+    signals = []
+    if health.get("replicas") is None:
+        signals.append(Signal("Replica lag", "not visible", "", False))
+    elif not health["replicas"]:
+        signals.append(Signal("Replica lag", "no replicas", "", False))
+    else:
+        lag = health.get("replica_lag_s") or 0.0
+        limit = limits.replica_lag_s
+        signals.append(
+            Signal("Replica lag", f"{lag:.1f} s", f"limit {limit:g} s" if limit else "", bool(limit and lag > limit))
+        )
+    waiters = health.get("lock_waiters", 0)
+    signals.append(
+        Signal(
+            "Lock waits on the table",
+            str(waiters),
+            f"limit {limits.lock_waiters}" if limits.lock_waiters is not None else "",
+            limits.lock_waiters is not None and waiters > limits.lock_waiters,
+        )
+    )
+    ratio = health.get("dead_tuple_ratio", 0.0)
+    dead = health.get("dead_tuples", 0)
+    ratio_limit = limits.dead_tuple_ratio
+    signals.append(
+        Signal(
+            "Dead tuples",
+            f"{ratio:.0%} ({dead:,})",
+            f"limit {ratio_limit:.0%}" if ratio_limit else "",
+            bool(ratio_limit and dead >= limits.dead_tuple_min and ratio > ratio_limit),
+        )
+    )
+    oldest = health.get("oldest_transaction_s")
+    long_limit = limits.long_transaction_s
+    signals.append(
+        Signal(
+            "Oldest open transaction",
+            f"{oldest:.0f} s" if oldest is not None else "none",
+            f"limit {long_limit:g} s" if long_limit else "",
+            bool(oldest is not None and long_limit and oldest > long_limit),
+        )
+    )
+    return signals

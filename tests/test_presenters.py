@@ -40,3 +40,28 @@ def test_table_growth_is_shown_once_the_run_has_measured_it():
     )
     assert run_progress(run).growth_text == "100.0 MB → 115.0 MB (1.15×)"
     assert run_progress(BackfillRun(status="running", table_bytes_before=2048)).growth_text == "2.0 kB before the run"
+
+
+def test_health_signals_show_values_next_to_limits():
+    from planner.presenters import health_signals
+
+    run = BackfillRun(
+        spec={"table": "t", "set": "a = 1", "throttle": {"replica_lag_s": 5}},
+        health={
+            "replicas": 1,
+            "replica_lag_s": 12.0,
+            "lock_waiters": 0,
+            "dead_tuples": 50_000,
+            "dead_tuple_ratio": 0.2,
+            "oldest_transaction_s": 3.0,
+        },
+    )
+    shown = {signal.label: signal for signal in health_signals(run)}
+    assert (shown["Replica lag"].value, shown["Replica lag"].limit, shown["Replica lag"].over) == (
+        "12.0 s",
+        "limit 5 s",
+        True,
+    )
+    assert shown["Dead tuples"].over and shown["Dead tuples"].value == "20% (50,000)"
+    assert not shown["Lock waits on the table"].over
+    assert health_signals(BackfillRun(spec={}, health={})) == []

@@ -84,6 +84,8 @@ class BackfillRun(StateMachineMixin, models.Model):
     last_error = models.TextField(blank=True)
     consecutive_failures = models.PositiveSmallIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    health = models.JSONField(default=dict, blank=True, help_text="Latest health signals read by a worker.")
+    health_read_at = models.DateTimeField(null=True, blank=True)
     table_bytes_before = models.BigIntegerField(null=True, blank=True)
     table_bytes_after = models.BigIntegerField(null=True, blank=True)
 

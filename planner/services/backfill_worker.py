@@ -103,6 +103,7 @@ def launch(run_id: int) -> list[int]:
         fields["table_bytes_before"] = info.table_bytes_before
     BackfillRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), **fields)
     _sync_slices(run, runner)
+    _record_health(run, runner)
     return list(run.slices.filter(done=False).values_list("index", flat=True))
 
 
@@ -192,8 +193,20 @@ def work_on_slice(run_id: int, slice_no: int) -> float | None:
     return _after_stint(run, runner, outcome)
 
 
+def _record_health(run: BackfillRun, runner: BackfillRunner) -> None:
+    """The signals' current values for the run page; a failure to read them never stops the run."""
+    try:
+        health = runner.health()
+    except Exception as error:  # noqa: BLE001 - monitoring is best effort
+        logger.info("run %s: health signals not read: %s", run.name, _one_line(error))
+        return
+    BackfillRun.objects.filter(pk=run.pk).update(health=health, health_read_at=timezone.now())
+
+
 def _after_stint(run: BackfillRun, runner: BackfillRunner, outcome: StepOutcome) -> float | None:
     BackfillRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+    if outcome.status in ("time_up", "held", "stopped"):
+        _record_health(run, runner)
     if outcome.status == "busy":
         return None
     if outcome.status == "time_up":

@@ -28,3 +28,14 @@ def when(value):
 def utc_input(value):
     """The value of a datetime-local input, in UTC (localtime.js turns it into the viewer's time)."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
+@register.filter
+def highlight_sql(text: str):
+    """SQL as HTML with token classes (Pygments' PostgreSQL lexer); escaping is Pygments' own."""
+    from django.utils.safestring import mark_safe
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PostgresLexer
+
+    return mark_safe(highlight(text or "", PostgresLexer(), HtmlFormatter(nowrap=True)))  # noqa: S308

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from planner.models import BackfillRun, InvalidTransition, Phase
-from planner.presenters import batch_charts, run_progress
+from planner.presenters import batch_charts, health_signals, run_progress
 from planner.services import runs
 
 ACTIONS = {
@@ -39,6 +39,7 @@ def _run_context(request, run: BackfillRun) -> dict:
         "progress": run_progress(run),
         "show": show,
         "charts": batch_charts(run),
+        "signals": health_signals(run),
         "holds": run.holds.order_by("-started_at")[:10],
     }
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.core.paginator import Paginator
 from django.db.models import F, Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -124,6 +125,9 @@ def phase_check_validations(request, phase_id: int):
     return response
 
 
+AGENDA_PER_PAGE = 50
+
+
 @permission_required("planner.view_plan", raise_exception=True)
 def agenda(request):
     """Upcoming phases across all plans: pending, with a window, oldest start first."""
@@ -133,10 +137,11 @@ def agenda(request):
         .select_related("plan__target", "plan__owner", "approved_by", "deploy_confirmed_by")
         .defer(*HEAVY_FIELDS)
         .prefetch_related(Prefetch("plan__phases", queryset=Phase.objects.defer(*HEAVY_FIELDS)))
-        .order_by(F("not_before").asc(nulls_last=True), "not_after", "plan_id", "position")[:200]
+        .order_by(F("not_before").asc(nulls_last=True), "not_after", "plan_id", "position")
     )
-    rows = [(phase, gates.evaluate(phase)) for phase in upcoming]
-    return render(request, "planner/agenda.html", {"rows": rows})
+    page = Paginator(upcoming, AGENDA_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [(phase, gates.evaluate(phase)) for phase in page]
+    return render(request, "planner/agenda.html", {"rows": rows, "page": page})
 
 
 def plan_phases_with_gates(plan_id: int) -> tuple[Plan, list[Phase]]:

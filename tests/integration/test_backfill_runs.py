@@ -57,6 +57,7 @@ def test_a_run_succeeds_exactly_once_and_progress_matches(workers, items_table, 
     assert run.batches_done == run.batches.count() > 1
     assert run.finished_at and run.table_bytes_before and run.table_bytes_after
     assert AuditEvent.objects.filter(action="run.succeeded", actor__isnull=True).count() == 1
+    assert run.health["lock_waiters"] == 0 and run.health_read_at  # read by the worker for the run page
 
 
 def test_pause_resume_then_roll_back(workers, items_table, phase, manager, oncall):

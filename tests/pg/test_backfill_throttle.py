@@ -128,3 +128,37 @@ def test_foreground_runs_sleep_through_holds_and_finish(items):
     outcomes = runner.run_foreground(on_hold=heal)
     assert [o.status for o in outcomes] == ["held", "done"] and flag["healthy"]
     assert counter_histogram(items) == {1: 3000}
+
+
+def test_the_health_snapshot_reads_dead_tuples_and_lock_waiters(items):
+    import threading
+    import time
+
+    import psycopg
+
+    from planner.pg.backfill.runner import BackfillRunner
+
+    runner = BackfillRunner(items, {"table": "items", "set": "counter = counter + 1"}, "health")
+    assert runner.health()["lock_waiters"] == 0  # also resolves the table before it gets locked below
+    with psycopg.connect(items, autocommit=True) as connection:
+        connection.execute("UPDATE items SET note = 'x' WHERE id <= 1500")  # half the rows leave a dead version
+    holder = psycopg.connect(items)
+    holder.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+    waiter = threading.Thread(
+        target=lambda: psycopg.connect(items, autocommit=True).execute("SELECT 1 FROM items LIMIT 1")
+    )
+    waiter.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            health = runner.health()
+            if health["lock_waiters"] >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        holder.rollback()
+        holder.close()
+        waiter.join(timeout=10)
+    assert health["lock_waiters"] >= 1
+    assert health["replicas"] == 0
+    assert health["dead_tuples"] >= 1500 and 0.1 < health["dead_tuple_ratio"] < 0.7

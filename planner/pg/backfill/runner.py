@@ -206,6 +206,11 @@ class BackfillRunner:
                 holds=bookkeeping.list_holds(connection, run.id),
             )
 
+    def health(self) -> dict:
+        """Current values of the health signals on the run's table (for the run page)."""
+        with self.connect() as connection:
+            return throttle.snapshot(connection, self.target(connection))
+
     def finish(self) -> RunStatus:
         """Once every slice of the direction is done: record it, VACUUM (ANALYZE) if asked, measure growth.
 

@@ -171,3 +171,32 @@ def _health_query(connection, query: str | None) -> str | None:
     if value is not True:
         return f"health query returned {value!r}, not true"
     return None
+
+
+def snapshot(connection, target: Target) -> dict:
+    """The health signals' current values, for the run page (None where the server hides them)."""
+    lag = _optional(
+        connection,
+        "SELECT count(*), max(extract(epoch FROM replay_lag))::float8 FROM pg_stat_replication",
+    )
+    dead, live = connection.execute(
+        "SELECT coalesce(n_dead_tup, 0), coalesce(n_live_tup, 0) FROM pg_stat_user_tables WHERE relid = %s",
+        [target.oid],
+    ).fetchone() or (0, 0)
+    waiters = connection.execute(
+        "SELECT count(*) FROM pg_locks WHERE relation = %s AND NOT granted", [target.oid]
+    ).fetchone()[0]
+    oldest = connection.execute(
+        """SELECT max(extract(epoch FROM clock_timestamp() - xact_start))::float8 FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+             AND application_name NOT LIKE %s""",
+        [APP_PREFIX + "%"],
+    ).fetchone()[0]
+    return {
+        "replicas": lag[0][0] if lag else None,
+        "replica_lag_s": lag[0][1] if lag else None,
+        "dead_tuples": dead,
+        "dead_tuple_ratio": dead / max(1, dead + live),
+        "lock_waiters": waiters,
+        "oldest_transaction_s": oldest,
+    }
