@@ -22,3 +22,9 @@ def test_sql_is_highlighted_and_escaped(client, make_user, plan):
     assert '<span class="k">ALTER</span>' in body
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;" in body
+
+
+def test_the_plan_page_links_its_runbook(client, make_user, plan):
+    client.force_login(make_user("viewer"))
+    body = client.get(reverse("plan-detail", args=[plan.pk])).content.decode()
+    assert reverse("runbook", args=[plan.pk]) in body and reverse("runbook-markdown", args=[plan.pk]) in body
