@@ -30,23 +30,12 @@ from psycopg import errors
 from planner.pg.connect import connect, scrub
 from planner.pg.shadow import shadow_database
 from planner.sql.catalog import qualify
+from planner.sql.locks import Lock
 from planner.sql.source import split
 
 NOT_IN_TRANSACTION = "not traced (cannot run in a transaction)"
 TRANSACTION_CONTROL = "not traced (transaction control)"
 NOT_PARSED = "not traced (does not parse)"
-
-MODE_NAMES = {
-    "AccessShareLock": "ACCESS SHARE",
-    "RowShareLock": "ROW SHARE",
-    "RowExclusiveLock": "ROW EXCLUSIVE",
-    "ShareUpdateExclusiveLock": "SHARE UPDATE EXCLUSIVE",
-    "ShareLock": "SHARE",
-    "ShareRowExclusiveLock": "SHARE ROW EXCLUSIVE",
-    "ExclusiveLock": "EXCLUSIVE",
-    "AccessExclusiveLock": "ACCESS EXCLUSIVE",
-}
-MODE_ORDER = list(MODE_NAMES.values())  # weakest first
 
 
 @dataclass
@@ -71,7 +60,7 @@ class TracedStatement:
 
 
 def strongest(modes) -> str:
-    return max(modes, key=MODE_ORDER.index)
+    return max(modes, key=Lock.from_label).label
 
 
 _RELATIONS = """
@@ -92,8 +81,9 @@ _FILES = "SELECT oid::bigint, relfilenode::bigint FROM pg_class WHERE oid = ANY(
 def _modes(rows, names: dict[int, str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for oid, mode in rows:
-        if oid in names and mode in MODE_NAMES:
-            found.setdefault(names[oid], []).append(MODE_NAMES[mode])
+        lock = Lock.from_pg_locks(mode)
+        if oid in names and lock is not None:
+            found.setdefault(names[oid], []).append(lock.label)
     return found
 
 
@@ -165,7 +155,7 @@ def _trace_one(connection, chunk, result: TracedStatement, names, filenodes) -> 
         if added:
             result.locks[table] = strongest(added)
         if table in held_before:
-            result.held[table] = sorted(set(held_before[table]), key=MODE_ORDER.index)
+            result.held[table] = sorted(set(held_before[table]), key=Lock.from_label)
     # TRUNCATE swaps in a new, empty file and bumps the scan counter, but reads and copies nothing.
     truncate = type(chunk.node).__name__ == "TruncateStmt"
     for oid, table in sorted(names.items(), key=lambda item: item[1]):

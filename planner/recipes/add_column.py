@@ -14,6 +14,7 @@ from planner.recipes.runbook import (
     NOTHING_TO_UNDO,
     SCAN_ROWS_PER_SECOND,
     column_exists,
+    column_not_null,
     constraint_state,
     estimate,
     runbook,
@@ -25,7 +26,6 @@ from planner.recipes.sqltext import (
     expression,
     ident,
     is_volatile_expression,
-    literal,
     render,
     script,
     type_name,
@@ -186,7 +186,7 @@ def not_null_phases(ref, column: str, *, gate: str | None = None, testing: str |
                 add_check,
                 render("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL", **parts),
             ),
-            validations=[validation(f"{column} is NOT NULL", _attnotnull(ref, column), True)],
+            validations=[validation(f"{column} is NOT NULL", column_not_null(ref.regclass, column), True)],
             runbook=runbook(
                 rollback="Run the down SQL: NOT NULL goes, the check comes back NOT VALID (the earlier phases' "
                 "down SQL removes it).",
@@ -196,14 +196,6 @@ def not_null_phases(ref, column: str, *, gate: str | None = None, testing: str |
             ),
         ),
     ]
-
-
-def _attnotnull(ref, column: str) -> str:
-    return render(
-        "SELECT attnotnull FROM pg_attribute WHERE attrelid = to_regclass({t}) AND attname = {c}",
-        t=literal(ref.regclass),
-        c=literal(column),
-    )
 
 
 RECIPE = Recipe(

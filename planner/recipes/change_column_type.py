@@ -23,7 +23,7 @@ from psycopg import sql
 
 from planner.recipes.add_column import not_null_phases
 from planner.recipes.base import Param, PhaseDraft, PlanDraft, Recipe, RecipeError
-from planner.recipes.lookup import find_column, find_table, require_new_column
+from planner.recipes.lookup import find_table_column, require_new_column
 from planner.recipes.runbook import (
     BACKFILL_ROWS_PER_SECOND,
     DDL_SECONDS,
@@ -33,7 +33,15 @@ from planner.recipes.runbook import (
     validation,
 )
 from planner.recipes.sqltext import as_text, derived_name, expression, ident, literal, render, script, type_name
-from planner.recipes.sync import SyncTrigger, refuse_if, require_plain_column, reverse_backfill_note, row, sync_trigger
+from planner.recipes.sync import (
+    SyncTrigger,
+    refuse_if,
+    require_plain_column,
+    require_reproducible_default,
+    reverse_backfill_note,
+    row,
+    sync_trigger,
+)
 
 PARAMS = (
     Param("table", "Table", "identifier", help="Table of the column, e.g. orders."),
@@ -47,14 +55,8 @@ def _names(column: str) -> tuple[str, str]:
     return derived_name(column, suffix="new"), derived_name(column, suffix="old")
 
 
-def _resolve(schema, params: dict):
-    ref = find_table(schema, params["table"])
-    column = find_column(ref, params["column"], "column")
-    return ref, column
-
-
 def validate(schema, params: dict) -> None:
-    ref, column = _resolve(schema, params)
+    ref, column = find_table_column(schema, params)
     new_type = as_text(type_name(params["type"], "type"))
     old_type = as_text(type_name(column.type, "column"))
     if new_type == old_type or new_type == column.type:
@@ -69,11 +71,7 @@ def validate(schema, params: dict) -> None:
                 "not do that yet",
             )
     require_plain_column(schema, ref, column.name, "column")
-    default = schema.defaults.get((ref.key, column.name))
-    if default and "nextval(" in default:
-        raise RecipeError("column", f"{ref.key}.{column.name} takes its values from a sequence ({default})")
-    if default:
-        expression(default, "column")
+    require_reproducible_default(schema, ref, column.name)
     problem = schema.cast_error(old_type, new_type)
     if problem:
         raise RecipeError("type", f"{column.type} cannot become {new_type}: {problem}")
@@ -114,7 +112,7 @@ def _has_type(ref, column: str, type_sql) -> str:
 
 
 def build(schema, params: dict) -> PlanDraft:
-    ref, column = _resolve(schema, params)
+    ref, column = find_table_column(schema, params)
     name = column.name
     shadow, retired = _names(name)
     trigger = sync_trigger(schema, ref, name, "column")

@@ -14,10 +14,18 @@ drop them silently or fail; drop those first.
 from __future__ import annotations
 
 from planner.recipes.base import Param, PhaseDraft, PlanDraft, Recipe, RecipeError
-from planner.recipes.lookup import find_column, find_table, require_new_column
-from planner.recipes.runbook import DDL_SECONDS, SCAN_ROWS_PER_SECOND, column_exists, estimate, runbook, validation
-from planner.recipes.sqltext import derived_name, expression, ident, literal, render, script, type_name
-from planner.recipes.sync import refuse_if, require_plain_column
+from planner.recipes.lookup import find_table_column, require_new_column
+from planner.recipes.runbook import (
+    DDL_SECONDS,
+    SCAN_ROWS_PER_SECOND,
+    column_exists,
+    column_not_null,
+    estimate,
+    runbook,
+    validation,
+)
+from planner.recipes.sqltext import derived_name, expression, ident, render, script, type_name
+from planner.recipes.sync import refuse_if, require_plain_column, require_reproducible_default
 
 PARAMS = (
     Param("table", "Table", "identifier", help="Table of the column, e.g. users."),
@@ -33,20 +41,10 @@ PARAMS = (
 )
 
 
-def _resolve(schema, params: dict):
-    ref = find_table(schema, params["table"])
-    column = find_column(ref, params["column"], "column")
-    return ref, column
-
-
 def validate(schema, params: dict) -> None:
-    ref, column = _resolve(schema, params)
+    ref, column = find_table_column(schema, params)
     require_plain_column(schema, ref, column.name, "column")
-    default = schema.defaults.get((ref.key, column.name))
-    if default and "nextval(" in default:
-        raise RecipeError("column", f"{ref.key}.{column.name} takes its values from a sequence ({default})")
-    if default:
-        expression(default, "column")
+    require_reproducible_default(schema, ref, column.name)
     type_name(column.type, "column")
     if params["canary"]:
         require_new_column(ref, derived_name(column.name, suffix="deprecated"), "column")
@@ -55,7 +53,7 @@ def validate(schema, params: dict) -> None:
 
 
 def build(schema, params: dict) -> PlanDraft:
-    ref, column = _resolve(schema, params)
+    ref, column = find_table_column(schema, params)
     name = column.name
     retired = derived_name(name, suffix="deprecated") if params["canary"] else name
     default_text = schema.defaults.get((ref.key, name))
@@ -160,7 +158,7 @@ def _nullable_phase(ref, name: str, parts: dict, check: str) -> PhaseDraft:
             render("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL", **parts),
             render("ALTER TABLE {t} DROP CONSTRAINT {k}", **parts),
         ),
-        validations=[validation(f"{name} is nullable", _attnotnull(ref, name), False)],
+        validations=[validation(f"{name} is nullable", column_not_null(ref.regclass, name), False)],
         runbook=runbook(
             rollback=f"Run the down SQL: it first checks (without locking) that no row has {name} NULL and stops "
             "if one does; then it restores NOT NULL through a check validated in the same transaction, which "
@@ -169,14 +167,6 @@ def _nullable_phase(ref, name: str, parts: dict, check: str) -> PhaseDraft:
             seconds=DDL_SECONDS,
             notes=[f"Catalog-only. {check} exists only during a rollback."],
         ),
-    )
-
-
-def _attnotnull(ref, column: str) -> str:
-    return render(
-        "SELECT attnotnull FROM pg_attribute WHERE attrelid = to_regclass({t}) AND attname = {c}",
-        t=literal(ref.regclass),
-        c=literal(column),
     )
 
 

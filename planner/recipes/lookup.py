@@ -71,6 +71,12 @@ def find_column(ref: TableRef, name: str, field: str) -> Column:
     return column
 
 
+def find_table_column(schema, params: dict) -> tuple[TableRef, Column]:
+    """The table and column named by a recipe's `table` and `column` parameters."""
+    ref = find_table(schema, params["table"])
+    return ref, find_column(ref, params["column"], "column")
+
+
 def require_new_column(ref: TableRef, name: str, field: str) -> None:
     if name in ref.table.columns:
         raise RecipeError(field, f"column {name!r} already exists in table {ref.key!r}")

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from planner.recipes.add_column import not_null_phases
 from planner.recipes.base import Param, PhaseDraft, PlanDraft, Recipe, RecipeError
-from planner.recipes.lookup import find_column, find_table, require_new_column
+from planner.recipes.lookup import find_table_column, require_new_column
 from planner.recipes.runbook import (
     BACKFILL_ROWS_PER_SECOND,
     DDL_SECONDS,
@@ -33,7 +33,15 @@ from planner.recipes.runbook import (
     validation,
 )
 from planner.recipes.sqltext import as_text, derived_name, expression, ident, render, script, type_name
-from planner.recipes.sync import SyncTrigger, refuse_if, require_plain_column, reverse_backfill_note, row, sync_trigger
+from planner.recipes.sync import (
+    SyncTrigger,
+    refuse_if,
+    require_plain_column,
+    require_reproducible_default,
+    reverse_backfill_note,
+    row,
+    sync_trigger,
+)
 
 PARAMS = (
     Param("table", "Table", "identifier", help="Table of the column, e.g. users."),
@@ -42,21 +50,11 @@ PARAMS = (
 )
 
 
-def _resolve(schema, params: dict):
-    ref = find_table(schema, params["table"])
-    column = find_column(ref, params["column"], "column")
-    return ref, column
-
-
 def validate(schema, params: dict) -> None:
-    ref, column = _resolve(schema, params)
+    ref, column = find_table_column(schema, params)
     require_new_column(ref, params["new_name"], "new_name")
     require_plain_column(schema, ref, column.name, "column")
-    default = schema.defaults.get((ref.key, column.name))
-    if default and "nextval(" in default:
-        raise RecipeError("column", f"{ref.key}.{column.name} takes its values from a sequence ({default})")
-    if default:
-        expression(default, "column")
+    require_reproducible_default(schema, ref, column.name)
     type_name(column.type, "column")
     sync_trigger(schema, ref, column.name, "column")
     check = derived_name(ref.name, column.name, suffix="was_not_null")
@@ -89,7 +87,7 @@ def sync_body(old: str, new: str) -> sql.Composable:
 
 
 def build(schema, params: dict) -> PlanDraft:
-    ref, column = _resolve(schema, params)
+    ref, column = find_table_column(schema, params)
     old, new = column.name, params["new_name"]
     trigger = sync_trigger(schema, ref, old, "column")
     type_sql = type_name(column.type, "column")

@@ -55,6 +55,15 @@ def column_exists(table_regclass: str, column: str, expected: int = 1) -> str:
     )
 
 
+def column_not_null(table_regclass: str, column: str) -> str:
+    """pg_attribute.attnotnull of the column: true once SET NOT NULL has run."""
+    return render(
+        "SELECT attnotnull FROM pg_attribute WHERE attrelid = to_regclass({t}) AND attname = {c}",
+        t=literal(table_regclass),
+        c=literal(column),
+    )
+
+
 def index_valid(index_regclass: str) -> str:
     return render(
         "SELECT coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass({i})), false)",

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from planner.recipes.base import RecipeError
 from planner.recipes.lookup import TableRef
-from planner.recipes.sqltext import as_text, derived_name, ident, literal, render
+from planner.recipes.sqltext import as_text, derived_name, expression, ident, literal, render
 from planner.sql.catalog import qualify
 
 
@@ -103,6 +103,17 @@ def sync_trigger(schema, ref: TableRef, column: str, field: str) -> SyncTrigger:
 def row(column: str) -> tuple[sql.Composable, sql.Composable]:
     """(NEW.column, OLD.column) with the column quoted."""
     return sql.SQL("NEW.{}").format(ident(column)), sql.SQL("OLD.{}").format(ident(column))
+
+
+def require_reproducible_default(schema, ref: TableRef, column: str) -> str | None:
+    """The column's default, if a copy of the column can carry it: a sequence's nextval() cannot
+    (two columns would share the sequence, and the copy's drop would take it away)."""
+    default = schema.defaults.get((ref.key, column))
+    if default and "nextval(" in default:
+        raise RecipeError("column", f"{ref.key}.{column} takes its values from a sequence ({default})")
+    if default:
+        expression(default, "column")
+    return default
 
 
 def require_plain_column(schema, ref: TableRef, column: str, field: str, *, allow=()) -> None:

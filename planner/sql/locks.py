@@ -26,8 +26,14 @@ class Lock(IntEnum):
     def from_label(cls, label: str) -> Lock:
         return cls[label.strip().upper().replace(" ", "_")]
 
+    @classmethod
+    def from_pg_locks(cls, mode: str) -> Lock | None:
+        """pg_locks.mode ("ShareUpdateExclusiveLock") → the mode; None for non-table modes (SIReadLock)."""
+        return _PG_LOCKS_NAMES.get(mode)
+
 
 _LABELS = {mode: mode.name.replace("_", " ") for mode in Lock}
+_PG_LOCKS_NAMES = {mode.name.title().replace("_", "") + "Lock": mode for mode in Lock}
 
 # Which modes each mode conflicts with (PostgreSQL docs, "Conflicting Lock Modes" table).
 CONFLICTS: dict[Lock, frozenset[Lock]] = {
