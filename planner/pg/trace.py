@@ -60,7 +60,7 @@ class TracedStatement:
 
 
 def strongest(modes) -> str:
-    return max(modes, key=Lock.from_label).label
+    return max(modes, key=Lock.from_label)
 
 
 _RELATIONS = """
