@@ -32,7 +32,10 @@ def target_catalog(target: TargetDatabase | None):
         conninfo = target.conninfo(connect_timeout=3)
         catalog = introspect(conninfo).catalog
     except (psycopg.Error, CredentialsError, OSError):
-        return Catalog()
+        # Remembered too: an unreachable target would otherwise cost every page its connect timeout.
+        catalog = Catalog()
+        _catalogs[target.pk] = (time.monotonic() + CATALOG_TTL_SECONDS, catalog)
+        return catalog.copy()
     calibrate(conninfo).apply(catalog)  # measured once per target and process; defaults if it fails
     _catalogs[target.pk] = (time.monotonic() + CATALOG_TTL_SECONDS, catalog)
     return catalog.copy()
