@@ -229,6 +229,12 @@ class Phase(StateMachineMixin, models.Model):
     )
     deploy_confirmed_at = models.DateTimeField(null=True, blank=True)
     deployed_version = models.CharField(max_length=100, blank=True, help_text="The version confirmed as deployed.")
+    sqlx_origin = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="For a phase imported from a sqlx migration: {version, stem, reversible}, so an export writes "
+        "the same file names and bytes and the target's _sqlx_migrations ledger still matches.",
+    )
     validation_results = models.JSONField(
         default=list, blank=True, help_text="Last run of this phase's validations: name, ok, value, expected, error."
     )

@@ -23,7 +23,14 @@ class ExportResult:
 def export_plan(actor, plan: Plan, directory: Path | str) -> ExportResult:
     """Write the plan's phases as migrations into `directory`; audited. Reading needs no permission."""
     phases = [
-        PhaseSql(position=p.position, name=p.name, kind=p.kind, up_sql=p.up_sql, down_sql=p.down_sql)
+        PhaseSql(
+            position=p.position,
+            name=p.name,
+            kind=p.kind,
+            up_sql=p.up_sql,
+            down_sql=p.down_sql,
+            sqlx_origin=p.sqlx_origin,
+        )
         for p in plan.phases.order_by("position")
     ]
     migrations, warnings = migrations_for_phases(phases, title=plan.title)

@@ -37,6 +37,11 @@ def import_directory(actor, directory: Path | str, *, target: TargetDatabase, ti
             "name": f"{m.version} {m.description}"[:200],
             "up_sql": m.up.sql,
             "down_sql": m.down.sql if m.down else "",
+            "sqlx_origin": {
+                "version": m.version,
+                "stem": m.up.path.name.removesuffix(".up.sql").removesuffix(".sql"),
+                "reversible": m.reversible,
+            },
         }
         for m in migrations
     ]

@@ -36,15 +36,30 @@ class PhaseSql:
     kind: str
     up_sql: str
     down_sql: str
+    sqlx_origin: dict | None = None  # {version, stem, reversible} of a phase imported from sqlx
 
 
 @dataclass(frozen=True)
 class NewMigration:
-    """A migration to write: `slug` becomes the file name's description part."""
+    """A migration to write: `slug` becomes the file name's description part.
+
+    An imported migration keeps its `version` and file `stem` (and simple or reversible form), and
+    its text is written byte for byte, so a target that already ran it sees the same checksum.
+    """
 
     slug: str
     up_sql: str
     down_sql: str
+    version: int | None = None
+    stem: str | None = None
+    reversible: bool = True
+
+    def file_names(self, version: str) -> dict[str, str]:
+        """{file name: text} for this migration under `version` (ignored when it keeps its own)."""
+        stem = self.stem or f"{version}_{self.slug}"
+        if not self.reversible:
+            return {f"{stem}{SUFFIXES['simple']}": self.up_sql}
+        return {f"{stem}{SUFFIXES['up']}": self.up_sql, f"{stem}{SUFFIXES['down']}": self.down_sql}
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,19 @@ def migrations_for_phases(phases: list[PhaseSql], *, title: str) -> tuple[list[N
     migrations: list[NewMigration] = []
     warnings: list[str] = []
     for phase in phases:
+        if phase.sqlx_origin:
+            origin = phase.sqlx_origin
+            migrations.append(
+                NewMigration(
+                    slug=slugify(phase.name),
+                    up_sql=phase.up_sql,
+                    down_sql=phase.down_sql,
+                    version=int(origin["version"]),
+                    stem=origin["stem"],
+                    reversible=bool(origin.get("reversible", True)),
+                )
+            )
+            continue
         ups, downs = _steps_of(phase, "up"), _steps_of(phase, "down")
         if not ups and not downs:
             warnings.append(
@@ -159,19 +187,37 @@ def assign_versions(existing: list[int], count: int, *, now: dt.datetime | None 
 def write_directory(directory: Path | str, migrations: list[NewMigration], *, now: dt.datetime | None = None):
     """Write the migrations into `directory` (created if missing) and return the new paths.
 
-    Never overwrites a file. Everything is written to a temporary directory first and then moved
-    in, so an error leaves the directory as it was.
+    Never overwrites a file: an imported migration whose files are already there with the same bytes
+    is left as it is, any other existing name is an error. Everything is written to a temporary
+    directory first and then moved in, so an error leaves the directory as it was.
     """
     directory = Path(directory)
-    existing = [m.version for m in read_directory(directory)] if directory.exists() else []
-    versions = assign_versions(existing, len(migrations), now=now)
+    present = {m.version: m for m in read_directory(directory)} if directory.exists() else {}
+    kept = [m.version for m in migrations if m.version is not None]
+    new_versions = iter(assign_versions([*present, *kept], sum(m.version is None for m in migrations), now=now))
     files: dict[str, str] = {}
-    for version, migration in zip(versions, migrations, strict=True):
-        files[f"{version}_{migration.slug}{SUFFIXES['up']}"] = migration.up_sql
-        files[f"{version}_{migration.slug}{SUFFIXES['down']}"] = migration.down_sql
-    for name in files:
-        if (directory / name).exists():
-            raise FileExistsError(f"{directory / name}: already exists; the export never overwrites a file")
+    previous = None
+    for migration in migrations:
+        version = str(migration.version) if migration.version is not None else next(new_versions)
+        if previous is not None and int(version) <= previous:
+            raise ExportError(
+                f"migration {version}_{migration.slug} would run before version {previous}, which comes earlier "
+                "in the plan: sqlx runs migrations by version, so move phases added to an imported plan after "
+                "its imported ones"
+            )
+        previous = int(version)
+        for name, text in migration.file_names(version).items():
+            path = directory / name
+            if migration.version is not None and path.exists() and path.read_bytes() == text.encode():
+                continue  # the imported file itself, unchanged
+            if path.exists():
+                raise FileExistsError(f"{path}: already exists; the export never overwrites a file")
+            if migration.version is not None and migration.version in present:
+                other = present[migration.version].up.path.name
+                raise ExportError(f"{path}: version {version} is already in the directory as {other}")
+            files[name] = text
+    if not files:
+        return []
 
     if not directory.exists():
         directory.parent.mkdir(parents=True, exist_ok=True)

@@ -438,3 +438,41 @@ def test_untouched_files_of_sqlx_migrate_add_apply_and_revert(target_dsn, tmp_pa
     assert "installed" in info and "different checksum" not in info
     call_command("sqlx", "revert", str(directory), "--dsn", target_dsn, stdout=StringIO())
     assert ledger(target_dsn) == []
+
+
+@needs_sqlx
+def test_an_imported_plan_exports_its_migrations_unchanged(db, demo_target, make_user, target_dsn, tmp_path):
+    """Versions, names and bytes survive import → export, so a database that already ran the original
+    directory sees them installed with no checksum complaint, and only the phase added since is pending."""
+    from planner.models import Phase
+    from planner.services.sqlx_export import export_plan
+    from planner.services.sqlx_import import import_directory
+
+    original = write_migrations(tmp_path / "original")
+    (original / "20240104000000_seed.sql").write_text("INSERT INTO users VALUES (1, 'a@example.com');\n")
+    sqlx("migrate", "run", "--source", str(original), dsn=target_dsn)
+    user = make_user("release manager")
+    plan = import_directory(user, original, target=demo_target).plan
+    Phase.objects.create(
+        plan=plan, position=5, kind="expand", name="Add name", up_sql="ALTER TABLE users ADD COLUMN name text;"
+    )
+
+    exported = tmp_path / "exported"
+    export_plan(user, plan, exported)
+    names = sorted(p.name for p in exported.iterdir())
+    assert [n for n in names if n.startswith("2024")] == sorted(p.name for p in original.iterdir())
+    assert all((exported / p.name).read_bytes() == p.read_bytes() for p in original.iterdir())
+    info = sqlx("migrate", "info", "--source", str(exported), dsn=target_dsn)
+    assert info.count("installed") == 4 and info.count("pending") == 1
+    assert "different checksum" not in info
+    sqlx("migrate", "run", "--source", str(exported), dsn=target_dsn)
+    assert "name" in [
+        row[0]
+        for row in psycopg.connect(target_dsn).execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'users'::regclass"
+        )
+    ]
+
+    # Exporting again into the same directory adds nothing for the imported files and refuses nothing.
+    added = export_plan(user, plan, original).paths
+    assert [p.name.split("_", 1)[1] for p in added] == ["add_name.up.sql", "add_name.down.sql"]

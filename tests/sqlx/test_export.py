@@ -188,3 +188,51 @@ def test_a_bad_existing_directory_stops_the_export(tmp_path):
     with pytest.raises(Exception, match="1_a.sql: not valid UTF-8"):
         write_directory(tmp_path, migrations(1), now=NOW)
     assert [p.name for p in tmp_path.iterdir()] == ["1_a.sql"]
+
+
+def imported(version: int, stem: str, up: str, down: str = "", reversible: bool = True) -> PhaseSql:
+    origin = {"version": version, "stem": stem, "reversible": reversible}
+    return PhaseSql(position=version, name=stem, kind="custom", up_sql=up, down_sql=down, sqlx_origin=origin)
+
+
+def test_imported_migrations_keep_version_name_form_and_bytes(tmp_path):
+    phases = [
+        imported(3, "0003_create_users", "CREATE TABLE users (id int);", "DROP TABLE users;"),
+        imported(4, "0004_seed", "-- no-transaction\nINSERT INTO users VALUES (1);", reversible=False),
+        PhaseSql(position=9, name="Add name", kind="expand", up_sql="ALTER TABLE users ADD name text;", down_sql=""),
+    ]
+    migrations, _ = migrations_for_phases(phases, title="t")
+    write_directory(tmp_path, migrations, now=NOW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "0003_create_users.down.sql",
+        "0003_create_users.up.sql",
+        "0004_seed.sql",
+        "0005_add_name.down.sql",
+        "0005_add_name.up.sql",
+    ]
+    assert (tmp_path / "0004_seed.sql").read_text() == "-- no-transaction\nINSERT INTO users VALUES (1);"
+    # Again into the same directory: the imported files are there unchanged and are skipped.
+    paths = write_directory(tmp_path, migrations, now=NOW)
+    assert [p.name for p in paths] == ["0006_add_name.up.sql", "0006_add_name.down.sql"]
+
+
+def test_an_imported_file_changed_on_disk_is_not_overwritten(tmp_path):
+    (tmp_path / "0003_create_users.up.sql").write_text("-- edited by hand\n")
+    (tmp_path / "0003_create_users.down.sql").write_text("DROP TABLE users;")
+    migrations, _ = migrations_for_phases(
+        [imported(3, "0003_create_users", "CREATE TABLE users (id int);", "DROP TABLE users;")], title="t"
+    )
+    with pytest.raises(FileExistsError, match="0003_create_users.up.sql: already exists"):
+        write_directory(tmp_path, migrations, now=NOW)
+    assert (tmp_path / "0003_create_users.up.sql").read_text() == "-- edited by hand\n"
+
+
+def test_a_phase_added_before_an_imported_one_is_refused(tmp_path):
+    phases = [
+        PhaseSql(position=1, name="First", kind="expand", up_sql="SELECT 1;", down_sql=""),
+        imported(3, "0003_create_users", "CREATE TABLE users (id int);", "DROP TABLE users;"),
+    ]
+    migrations, _ = migrations_for_phases(phases, title="t")
+    with pytest.raises(ExportError, match="would run before version"):
+        write_directory(tmp_path / "new", migrations, now=NOW)
+    assert not (tmp_path / "new").exists()
