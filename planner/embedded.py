@@ -204,6 +204,9 @@ class EmbeddedPostgres:
             f"-c port={port}",
             "-c unix_socket_directories=''",
             "-c fsync=on",
+            # The wheel ships it; loaded so targets on this server (the demo) can record the
+            # application's statements for the query-compatibility check.
+            "-c shared_preload_libraries=pg_stat_statements",
         ]
         for name, value in (extra_settings or {}).items():
             options.append(f"-c {name}={value}")

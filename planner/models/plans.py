@@ -229,6 +229,13 @@ class Phase(StateMachineMixin, models.Model):
     )
     deploy_confirmed_at = models.DateTimeField(null=True, blank=True)
     deployed_version = models.CharField(max_length=100, blank=True, help_text="The version confirmed as deployed.")
+    compat_override_reason = models.TextField(
+        blank=True, help_text="Why this phase may start although a deployed version's queries break on it."
+    )
+    compat_override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    compat_override_at = models.DateTimeField(null=True, blank=True)
     sqlx_origin = models.JSONField(
         null=True,
         blank=True,

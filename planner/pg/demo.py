@@ -81,6 +81,11 @@ def create_demo_database(server_conninfo: str, name: str, *, users: int, orders:
         with psycopg.connect(demo_conninfo, autocommit=True) as connection:
             connection.execute("VACUUM (ANALYZE) users")
             connection.execute("VACUUM (ANALYZE) orders")
+            # When the server preloads it (the embedded one does), the versions page can import the
+            # application's statements from it.
+            preloaded = connection.execute("SHOW shared_preload_libraries").fetchone()[0]
+            if "pg_stat_statements" in preloaded:
+                connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     except BaseException:
         # Nothing half-made: a failed or interrupted load leaves no demo database behind.
         with psycopg.connect(server_conninfo, autocommit=True) as connection:

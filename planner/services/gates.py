@@ -6,6 +6,9 @@ Gates, in order:
   validations  the previous phase's validation queries return their expected values on the target
   approval     a release manager approved the phase; on a high-risk plan, not the plan's author
   deploy       a release manager confirmed the application version is deployed (phases that need it)
+  queries      no query of a deployed application version breaks on the schema the phase leaves, or a
+               release manager overrode that with a reason (only once the target has queries recorded;
+               see services/compat.py)
 
 Pages use the stored results (`live=False`: no query on the target); starting a phase runs the
 validations live. A release manager who may approve and starts a phase by hand approves it by doing
@@ -20,6 +23,7 @@ from datetime import UTC, datetime
 from django.utils import timezone
 
 from planner.models import Phase, Plan
+from planner.services import compat
 
 P = Phase.Status
 
@@ -103,6 +107,9 @@ def evaluate(phase: Phase, *, actor=None, live: bool = False, now: datetime | No
             gates.append(
                 Gate("deploy", "Application deployed", False, "a release manager must confirm the deployed version")
             )
+    queries = compat.gate(phase)
+    if queries is not None:
+        gates.append(queries)
     return gates
 
 
