@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin
 
-from planner.models import AuditEvent, Phase, Plan, TargetDatabase
+from planner.models import ApplicationVersion, AppQuery, AuditEvent, CompatibilityReport, Phase, Plan, TargetDatabase
 from planner.services import audit
 
 
@@ -96,4 +96,31 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class AppQueryInline(admin.TabularInline):
+    model = AppQuery
+    extra = 0
+    fields = ["source", "origin", "sql"]
+    readonly_fields = ["source", "origin", "sql"]
+
+
+@admin.register(ApplicationVersion)
+class ApplicationVersionAdmin(AuditedAdmin):
+    list_display = ["name", "target", "status", "updated_at"]
+    list_filter = ["status", "target"]
+    inlines = [AppQueryInline]
+
+
+@admin.register(CompatibilityReport)
+class CompatibilityReportAdmin(admin.ModelAdmin):
+    """Reports are made by the check only; the admin shows them."""
+
+    list_display = ["plan", "created_at", "created_by", "error"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
