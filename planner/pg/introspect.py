@@ -99,6 +99,14 @@ SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid
  WHERE n.nspname <> ALL (%(skipped)s)
 """
 
+# Primary and foreign keys as PostgreSQL prints them, so a recipe can re-create a foreign key exactly
+# (ON UPDATE, MATCH, DEFERRABLE …, which the Catalog's Constraint leaves out).
+_KEY_DEFINITIONS = """
+SELECT c.conrelid, n.nspname, r.relname, c.conname, pg_get_constraintdef(c.oid)
+  FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+ WHERE c.conrelid = ANY(%(oids)s) AND c.contype IN ('p', 'f')
+"""
+
 _TRIGGERS = """
 SELECT t.tgrelid, t.tgname FROM pg_trigger t WHERE t.tgrelid = ANY(%(oids)s) AND NOT t.tgisinternal
 """
@@ -111,6 +119,15 @@ class IndexInfo:
     valid: bool = True
     partial: bool = False
     primary: bool = False
+
+
+@dataclass(frozen=True)
+class KeyDefinition:
+    """A primary or foreign key: its table's schema and name (unquoted) and pg_get_constraintdef()."""
+
+    schema: str
+    table: str
+    definition: str
 
 
 @dataclass
@@ -131,10 +148,18 @@ class TargetSchema:
     column_kinds: dict[tuple[str, str], str] = field(default_factory=dict)
     functions: set[str] = field(default_factory=set)  # "schema.name" of the application's functions
     cast_checker: Callable[[str, str], str | None] | None = None
+    # (table key, constraint name) -> its definition, for primary and foreign keys
+    key_definitions: dict[tuple[str, str], KeyDefinition] = field(default_factory=dict)
+    # unique_key_checker(schema, table, columns, rows) -> why they cannot be a unique key, or None
+    unique_key_checker: Callable[[str, str, tuple[str, ...], int | None], str | None] | None = None
 
     def cast_error(self, old_type: str, new_type: str) -> str | None:
         """Why `old_type` cannot be cast to `new_type` (PostgreSQL's message), or None if it can."""
         return self.cast_checker(old_type, new_type) if self.cast_checker else None
+
+    def unique_key_error(self, schema: str, table: str, columns: tuple[str, ...], rows: int | None) -> str | None:
+        """Why `columns` cannot be a unique key of the table (PostgreSQL's words), or None if not known."""
+        return self.unique_key_checker(schema, table, columns, rows) if self.unique_key_checker else None
 
 
 def load_catalog(connection: psycopg.Connection) -> TargetSchema:
@@ -149,6 +174,9 @@ def introspect(conninfo: str) -> TargetSchema:
     with connect(conninfo, statement_timeout_ms=30_000) as connection:
         schema = load_catalog(connection)
     schema.cast_checker = lambda old, new: cast_error(conninfo, old, new)
+    schema.unique_key_checker = lambda namespace, table, columns, rows: unique_key_error(
+        conninfo, namespace, table, columns, rows
+    )
     return schema
 
 
@@ -165,6 +193,50 @@ def cast_error(conninfo: str, old_type: str, new_type: str) -> str | None:
             connection.execute(statement)
         except psycopg.Error as error:
             return (error.diag.message_primary or str(error)).strip()
+    return None
+
+
+# Scanning for duplicates at draft time is for tables that take seconds to group; bigger ones are
+# left to the plan's gate query and to the unique index build itself.
+DUPLICATE_SCAN_MAX_ROWS = 1_000_000
+
+
+def unique_key_error(conninfo: str, schema: str, table: str, columns: tuple[str, ...], rows: int | None) -> str | None:
+    """Why `columns` of `schema.table` cannot hold a unique index, or None (can, or could not tell).
+
+    The types are tried on an empty temporary copy of the columns in a rolled-back transaction (a
+    json column has no btree equality: PostgreSQL names the missing operator class). Duplicates are
+    counted, without showing values, only on tables small enough to group within a short timeout.
+    """
+    relation = sql.Identifier(schema, table)
+    keys = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+    with connect(conninfo, statement_timeout_ms=5_000) as connection:
+        try:
+            with connection.transaction(force_rollback=True):
+                connection.execute(
+                    sql.SQL(
+                        "CREATE TEMPORARY TABLE planner_key_probe ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+                    ).format(keys, relation)
+                )
+                connection.execute(sql.SQL("CREATE UNIQUE INDEX ON planner_key_probe ({})").format(keys))
+        except psycopg.errors.UndefinedObject as error:  # no default btree operator class
+            return (error.diag.message_primary or str(error)).strip()
+        except psycopg.Error:
+            return None  # e.g. no TEMPORARY privilege: the index build will tell
+        if rows is not None and rows > DUPLICATE_SCAN_MAX_ROWS:
+            return None
+        present = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in columns)
+        query = sql.SQL(
+            "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1) AS duplicates"
+        ).format(relation, present, keys)
+        try:
+            duplicated = connection.execute(query).fetchone()[0]
+        except psycopg.errors.QueryCanceled:
+            return None
+    if duplicated == 1:
+        return f"one value of ({', '.join(columns)}) occurs more than once"
+    if duplicated:
+        return f"{duplicated} values of ({', '.join(columns)}) occur more than once"
     return None
 
 
@@ -233,6 +305,8 @@ def _read(connection: psycopg.Connection) -> TargetSchema:
         schema.column_kinds[(keys[relid], column)] = kind
     for (name,) in connection.execute(_FUNCTIONS, {"skipped": list(SKIPPED_SCHEMAS)}):
         schema.functions.add(name)
+    for relid, nspname, relname, name, definition in connection.execute(_KEY_DEFINITIONS, {"oids": oids}):
+        schema.key_definitions[(keys[relid], name)] = KeyDefinition(nspname, relname, definition)
     return schema
 
 

@@ -18,10 +18,13 @@ from planner.recipes import (
     add_index,
     add_unique,
     change_column_type,
+    change_primary_key,
     drop_column,
     drop_table,
     free_form,
     rename_column,
+    soft_delete_to_events,
+    split_json_column,
 )
 from planner.recipes.base import PhaseDraft, PlanDraft, Recipe, RecipeError
 
@@ -34,8 +37,11 @@ RECIPES: dict[str, Recipe] = {
         add_unique,
         rename_column,
         change_column_type,
+        change_primary_key,
         drop_column,
         drop_table,
+        split_json_column,
+        soft_delete_to_events,
         free_form,
     )
 }

@@ -13,8 +13,9 @@ contract  NOT NULL on the shadow (CHECK NOT VALID → VALIDATE → SET NOT NULL)
 
 Key columns (primary key, unique, indexed, referenced) are refused: their index must be rebuilt
 CONCURRENTLY on the shadow column and swapped in with the names (`ADD CONSTRAINT … PRIMARY KEY
-USING INDEX`), and referencing foreign keys re-created — not written yet. Serial/identity columns
-are refused too (the sequence is owned by the old column).
+USING INDEX`), and referencing foreign keys re-created — not written yet; moving a primary key to
+other columns is change_primary_key's job. Serial/identity columns are refused too (the sequence is
+owned by the old column).
 """
 
 from __future__ import annotations
@@ -65,10 +66,10 @@ def validate(schema, params: dict) -> None:
         if constraint.kind == "p" and column.name in constraint.columns:
             raise RecipeError(
                 "column",
-                f"{ref.key}.{column.name} is part of primary key {constraint.name}: a key's type change also "
-                "rebuilds the key (unique index CONCURRENTLY on the shadow column, then ADD CONSTRAINT … "
-                "PRIMARY KEY USING INDEX in the swap) and re-creates referencing foreign keys; this recipe does "
-                "not do that yet",
+                f"{ref.key}.{column.name} is part of primary key {constraint.name}, and this recipe does not "
+                "change key columns. To key the table by other columns (e.g. (tenant_id, id) instead of a uuid), "
+                "use the change_primary_key recipe; for a key of another type, add a column of that type "
+                "(add_column), fill it, then move the primary key onto it with change_primary_key",
             )
     require_plain_column(schema, ref, column.name, "column")
     require_reproducible_default(schema, ref, column.name)

@@ -47,6 +47,29 @@ class SyncTrigger:
         )
         return [function, trigger]
 
+    def create_after(self, events: sql.Composable, body: sql.Composable) -> list[str]:
+        """CREATE FUNCTION … and CREATE TRIGGER … AFTER `events` … FOR EACH ROW, for a body that writes
+        another table (an AFTER row trigger's result is ignored, so it returns NULL).
+
+        SECURITY DEFINER with a pinned search_path: the body writes on the application's behalf to a
+        table the application's role may have no privileges on (one the plan creates), and that write
+        must not fail the application's statement. `use_column` lets a column named like a PL/pgSQL
+        variable (`found`, `tg_op`) still be read as the column.
+        """
+        function = render(
+            "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+            "SET search_path = pg_catalog, pg_temp AS ",
+            f=self.function,
+        ) + dollar_quoted(f"#variable_conflict use_column\nBEGIN\n{as_text(body)}  RETURN NULL;\nEND\n", "sync")
+        trigger = render(
+            "CREATE TRIGGER {g} AFTER {e} ON {t} FOR EACH ROW EXECUTE FUNCTION {f}()",
+            g=self.trigger,
+            e=events,
+            t=self.ref.ident,
+            f=self.function,
+        )
+        return [function, trigger]
+
     def drop(self, *, if_exists: bool = True) -> list[str]:
         exists = sql.SQL(" IF EXISTS" if if_exists else "")
         return [
@@ -92,10 +115,15 @@ def reverse_backfill_note(spec: dict) -> str:
 
 def sync_trigger(schema, ref: TableRef, column: str, field: str) -> SyncTrigger:
     """The sync trigger for `column` of `ref`, refused (naming `field`) if its names are taken."""
-    name = derived_name(ref.name, column, suffix="sync")
+    return named_trigger(schema, ref, derived_name(ref.name, column, suffix="sync"), field)
+
+
+def named_trigger(schema, ref: TableRef, name: str, field: str) -> SyncTrigger:
+    """A trigger `name` on `ref` with a function of that name, refused (naming `field`) if either is taken."""
     if name in schema.triggers.get(ref.key, set()):
         raise RecipeError(field, f"table {ref.key!r} already has a trigger named {name!r}")
-    if qualify(ref.schema, name) in getattr(schema, "functions", set()):
+    # introspect lists functions as "schema.name" even in public, unlike qualify()'s table keys.
+    if f"{ref.schema}.{name}" in getattr(schema, "functions", set()):
         raise RecipeError(field, f"a function named {qualify(ref.schema, name)!r} already exists")
     return SyncTrigger(ref, name)
 

@@ -13,6 +13,11 @@ SCHEMA_SQL = """
 CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, name text, verified_at timestamptz, bio text);
 CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint NOT NULL, note text, amount numeric(10, 2));
 CREATE TABLE "Billing Events" ("Id" bigint PRIMARY KEY, "Kind" text);
+CREATE TABLE tenants_users (id uuid PRIMARY KEY, tenant_id bigint, email text);
+CREATE TABLE profiles (id bigint PRIMARY KEY, user_metadata jsonb, "Settings Doc" json NOT NULL);
+CREATE TABLE "Profile Parts" ("Org" int, "Key" text, "Doc" jsonb, PRIMARY KEY ("Org", "Key"));
+CREATE TABLE accounts (id bigint PRIMARY KEY, deleted_at timestamptz, is_deleted boolean NOT NULL DEFAULT false);
+CREATE TABLE "Soft Rows" ("Key A" int, "Key B" text, "Gone At" timestamp(3), PRIMARY KEY ("Key A", "Key B"));
 """
 
 CASES = {
@@ -52,6 +57,12 @@ CASES = {
         {"table": "orders", "column": "user_id", "type": "numeric"},
         {"table": '"Billing Events"', "column": "Kind", "type": "varchar(50)"},
     ],
+    "change_primary_key": [
+        {"table": "tenants_users", "columns": "tenant_id, id"},
+        {"table": "tenants_users", "columns": "tenant_id, email", "keep_old_unique": False, "name": "tu_key"},
+        {"table": "orders", "columns": "user_id, id"},
+        {"table": '"Billing Events"', "columns": "Kind, Id"},
+    ],
     "drop_column": [
         {"table": "users", "column": "bio"},
         {"table": "users", "column": "email"},
@@ -59,6 +70,16 @@ CASES = {
         {"table": '"Billing Events"', "column": "Kind"},
     ],
     "drop_table": [{"table": "orders"}, {"table": '"Billing Events"'}],
+    "split_json_column": [
+        {"table": "profiles", "column": "user_metadata", "new_table": "profile_metadata"},
+        {"table": "profiles", "column": "Settings Doc", "new_table": '"Profile Settings"', "new_column": "doc"},
+        {"table": '"Profile Parts"', "column": "Doc", "new_table": '"Part Docs"'},
+    ],
+    "soft_delete_to_events": [
+        {"table": "accounts", "column": "deleted_at"},
+        {"table": "accounts", "column": "is_deleted", "events_table": "account_history", "view": "live_accounts"},
+        {"table": '"Soft Rows"', "column": "Gone At"},
+    ],
     "free_form": [
         {
             "title": "t",
