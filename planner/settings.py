@@ -174,6 +174,9 @@ SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# A .sqlx directory uploaded on the versions page holds one small file per query: often more than
+# Django's default of 100 files (the page also caps their size, see planner/views/compat.py).
+DATA_UPLOAD_MAX_NUMBER_FILES = 5000
 
 # Slack-compatible notifications; the URL often embeds a token, so it is read like a secret.
 PLANNER_WEBHOOK_URL = parse_webhook_url(env_secret("PLANNER_WEBHOOK_URL") or "")

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from planner.views import audit, health, phases, plans, recipes, rules, runbook, runs, schedule
+from planner.views import audit, compat, health, phases, plans, recipes, rules, runbook, runs, schedule
 
 urlpatterns = [
     path("", plans.plan_list, name="plan-list"),
@@ -25,6 +25,24 @@ urlpatterns = [
     path("phases/<int:phase_id>/withdraw-approval/", schedule.phase_withdraw_approval, name="phase-withdraw-approval"),
     path("phases/<int:phase_id>/confirm-deploy/", schedule.phase_confirm_deploy, name="phase-confirm-deploy"),
     path("phases/<int:phase_id>/check-validations/", schedule.phase_check_validations, name="phase-check-validations"),
+    path("plans/<int:plan_id>/check-queries/", compat.plan_check_queries, name="plan-check-queries"),
+    path("phases/<int:phase_id>/override-compatibility/", compat.phase_override_compat, name="phase-override-compat"),
+    path(
+        "phases/<int:phase_id>/withdraw-compat-override/",
+        compat.phase_withdraw_compat_override,
+        name="phase-withdraw-compat-override",
+    ),
+    path("targets/<int:target_id>/versions/", compat.target_versions, name="target-versions"),
+    path("targets/<int:target_id>/versions/add/", compat.version_add, name="version-add"),
+    path("versions/<int:version_id>/status/", compat.version_status, name="version-status"),
+    path("versions/<int:version_id>/sqlx/", compat.version_upload_sqlx, name="version-upload-sqlx"),
+    path("versions/<int:version_id>/paste/", compat.version_paste, name="version-paste"),
+    path(
+        "versions/<int:version_id>/stat-statements/",
+        compat.version_import_stat_statements,
+        name="version-import-stat-statements",
+    ),
+    path("queries/<int:query_id>/delete/", compat.query_delete, name="query-delete"),
     path("agenda/", schedule.agenda, name="agenda"),
     path("rules/", rules.rule_list, name="rule-list"),
     path("rules/<str:rule>/", rules.rule_doc, name="rule-doc"),

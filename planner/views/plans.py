@@ -8,7 +8,7 @@ from django.db.models import Prefetch, Q
 from django.shortcuts import render
 
 from planner.models import Phase, Plan
-from planner.services import gates
+from planner.services import compat, gates
 from planner.services.analysis import analyze_phase_sql
 from planner.views.schedule import plan_phases_with_gates
 
@@ -41,7 +41,9 @@ def plan_list(request):
 @permission_required("planner.view_plan", raise_exception=True)
 def plan_detail(request, plan_id: int):
     plan, phases = plan_phases_with_gates(plan_id)
+    compat_state = compat.state_of(plan)  # once per request: the gates above already cached it on `plan`
     for phase in phases:
+        phase.queries_gate = next((gate for gate in phase.gates if gate.key == "queries"), None)
         # Judged against the schema the earlier phases leave (the target's is read once, cached).
         phase.analysis = analyze_phase_sql(phase.up_sql, phase=phase) if phase.up_sql.strip() else None
     user = request.user
@@ -58,5 +60,7 @@ def plan_detail(request, plan_id: int):
             "can_schedule": user.has_perm("planner.schedule_plan"),
             "can_approve": gates.may_approve(user, plan),
             "is_approver_role": user.has_perm("planner.approve_plan"),
+            "compat": compat_state,
+            "can_check_queries": user.has_perm("planner.add_compatibilityreport"),
         },
     )

@@ -146,7 +146,9 @@ def agenda(request):
 
 def plan_phases_with_gates(plan_id: int) -> tuple[Plan, list[Phase]]:
     """A plan and its phases, each with `.gates` (stored results only), in a fixed number of queries."""
-    queryset = Phase.objects.select_related("approved_by", "deploy_confirmed_by").prefetch_related("backfill_runs")
+    queryset = Phase.objects.select_related(
+        "approved_by", "deploy_confirmed_by", "compat_override_by"
+    ).prefetch_related("backfill_runs")
     plan = get_object_or_404(
         Plan.objects.select_related("target", "owner").prefetch_related(Prefetch("phases", queryset=queryset)),
         pk=plan_id,

@@ -59,9 +59,57 @@ def check_validations_url(run) -> str:
     return reverse("phase-check-validations", args=[phase.pk])
 
 
+def app_version(run, **fields):
+    from planner.models import ApplicationVersion
+
+    return ApplicationVersion.objects.create(target=run.phase.plan.target, name="app-v1", **fields)
+
+
+def version_status_url(run) -> str:
+    return reverse("version-status", args=[app_version(run, status="deployed").pk])  # DATA asks for retired
+
+
+def query_delete_url(run) -> str:
+    from planner.models import AppQuery
+
+    query = AppQuery.objects.create(
+        version=app_version(run), source="pasted", origin="pasted, line 1", sql="SELECT 1", query_hash="0" * 64
+    )
+    return reverse("query-delete", args=[query.pk])
+
+
+def withdraw_compat_override_url(run) -> str:
+    return reverse("phase-withdraw-compat-override", args=[pending_phase(run, compat_override_reason="earlier").pk])
+
+
+def sqlx_sample():
+    from pathlib import Path
+
+    return sorted((Path(__file__).parents[1] / "compat/samples/app-v1/.sqlx").glob("query-*.json"))[0]
+
+
+class SqlxFile:
+    """An upload in the shared body: the test client reads it for every case, so it never runs dry."""
+
+    name = sqlx_sample().name
+
+    def read(self) -> bytes:
+        return sqlx_sample().read_bytes()
+
+
 ROLES = ("viewer", "release manager", "on-call engineer", None)
 # One body for every URL: each view reads the fields it needs.
-DATA = {"slices": "1", "not_before": "2099-01-31T22:00", "tz": "Europe/Paris", "version": "2024.6.1"}
+DATA = {
+    "slices": "1",
+    "not_before": "2099-01-31T22:00",
+    "tz": "Europe/Paris",
+    "version": "2024.6.1",
+    "name": "app-v9",
+    "status": "retired",
+    "reason": "checked by the permission matrix",
+    "queries": "SELECT id FROM items WHERE id = $1;",
+    "files": SqlxFile(),
+}
 
 # (name, url builder, status to put the run in first, roles allowed)
 CASES = [
@@ -82,6 +130,45 @@ CASES = [
     ("phase-withdraw-approval", withdraw_url, S.SUCCEEDED, {"release manager"}),
     ("phase-confirm-deploy", confirm_deploy_url, S.SUCCEEDED, {"release manager"}),
     ("phase-check-validations", check_validations_url, S.SUCCEEDED, {"release manager"}),
+    (
+        "version-add",
+        lambda run: reverse("version-add", args=[run.phase.plan.target_id]),
+        S.SUCCEEDED,
+        {"release manager"},
+    ),
+    ("version-status", version_status_url, S.SUCCEEDED, {"release manager"}),
+    (
+        "version-upload-sqlx",
+        lambda run: reverse("version-upload-sqlx", args=[app_version(run).pk]),
+        S.SUCCEEDED,
+        {"release manager"},
+    ),
+    (
+        "version-paste",
+        lambda run: reverse("version-paste", args=[app_version(run).pk]),
+        S.SUCCEEDED,
+        {"release manager"},
+    ),
+    (  # the empty target has no pg_stat_statements: the failed attempt is shown and audited
+        "version-import-stat-statements",
+        lambda run: reverse("version-import-stat-statements", args=[app_version(run).pk]),
+        S.SUCCEEDED,
+        {"release manager"},
+    ),
+    ("query-delete", query_delete_url, S.SUCCEEDED, {"release manager"}),
+    (
+        "plan-check-queries",
+        lambda run: reverse("plan-check-queries", args=[run.phase.plan_id]),
+        S.SUCCEEDED,
+        {"release manager", "on-call engineer"},
+    ),
+    (
+        "phase-override-compat",
+        lambda run: reverse("phase-override-compat", args=[pending_phase(run).pk]),
+        S.SUCCEEDED,
+        {"release manager"},
+    ),
+    ("phase-withdraw-compat-override", withdraw_compat_override_url, S.SUCCEEDED, {"release manager"}),
 ]
 
 
