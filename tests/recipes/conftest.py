@@ -219,3 +219,24 @@ def driver_for(make_user, demo_target, shop):
         return PlanDriver(plan, manager, make_user("on-call engineer"), shop)
 
     return make
+
+
+@pytest.fixture
+def refused(make_user, demo_target, shop):
+    """refused(recipe, params, field, words) → asserts a clear RecipeError naming `field`, no Plan row,
+    and the shop's users untouched; the caller may check more of the target afterwards."""
+    from planner.models import Plan
+    from planner.recipes import RecipeError
+    from planner.services.recipes import create_plan_from_recipe
+
+    def check(recipe: str, params: dict, field: str, words: str) -> None:
+        with pytest.raises(RecipeError) as caught:
+            create_plan_from_recipe(make_user("release manager"), target=demo_target, recipe=recipe, params=params)
+        assert caught.value.field == field
+        assert words in str(caught.value)
+        assert str(caught.value).startswith(f"{field}: ")
+        assert Plan.objects.count() == 0
+        with psycopg.connect(shop) as connection:  # and the target is untouched
+            assert connection.execute("SELECT count(*) FROM users").fetchone()[0] == 2000
+
+    return check
