@@ -24,6 +24,7 @@ from psycopg import pq
 from planner.pg.connect import scrub
 from planner.pg.ddl_statements import SqlSyntaxError, split_statements
 from planner.pg.shadow import shadow_database
+from planner.sql.queries import missing_column_table
 
 STATEMENT_TIMEOUT_MS = 10_000
 
@@ -144,7 +145,8 @@ def check_queries(connection: psycopg.Connection, queries: Iterable[Query]) -> d
         try:
             shape = describe(connection, query.sql)
         except PrepareFailed as error:
-            results[query.key] = {"state": "broken", "reasons": [str(error)], "warnings": []}
+            reason = missing_column_table(query.sql, str(error))
+            results[query.key] = {"state": "broken", "reasons": [reason], "warnings": []}
             continue
         reasons, warnings = compare(query.describe, shape)
         state = "broken" if reasons else "warning" if warnings else "ok"

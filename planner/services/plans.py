@@ -60,12 +60,14 @@ def update_phase_sql(actor, phase: Phase, *, up_sql: str, down_sql: str) -> Phas
     if not changed:
         return locked
     locked.up_sql, locked.down_sql = up_sql, down_sql
-    withdrawn = locked.approved_by_id is not None
-    if withdrawn:
-        # an approval was given to the SQL as it was: a change needs a new one
+    withdrawn = {}
+    # An approval, and an override of the queries gate, were given to the SQL as it was.
+    if locked.approved_by_id is not None:
         locked.approved_by, locked.approved_at = None, None
-    locked.save(update_fields=[*changed, *(["approved_by", "approved_at"] if withdrawn else []), "updated_at"])
-    audit.record(
-        actor, "phase.sql_changed", locked, fields=changed, **({"approval_withdrawn": True} if withdrawn else {})
-    )
+        withdrawn["approval_withdrawn"] = ["approved_by", "approved_at"]
+    if locked.compat_override_reason:
+        locked.compat_override_reason, locked.compat_override_by, locked.compat_override_at = "", None, None
+        withdrawn["compat_override_withdrawn"] = ["compat_override_reason", "compat_override_by", "compat_override_at"]
+    locked.save(update_fields=[*changed, *(f for fields in withdrawn.values() for f in fields), "updated_at"])
+    audit.record(actor, "phase.sql_changed", locked, fields=changed, **dict.fromkeys(withdrawn, True))
     return locked

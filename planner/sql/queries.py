@@ -9,6 +9,7 @@ application's and are left out of what pg_stat_statements offers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pglast import parse_sql
@@ -104,3 +105,40 @@ def split_pasted(text: str) -> list[PastedQuery]:
         else:
             pasted.append(PastedQuery(statement, chunk.line, None))
     return pasted
+
+
+_MISSING_COLUMN = re.compile(r'^column (?:"(?P<quoted>[^"]+)"|(?P<qualified>\S+)) does not exist')
+
+
+class _Aliases(Visitor):
+    """Names a query gives its tables: alias (or table name) → the table as written."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, str] = {}
+
+    def visit_RangeVar(self, ancestors, node):
+        written = f"{node.schemaname}.{node.relname}" if node.schemaname else node.relname
+        self.tables[node.alias.aliasname if node.alias else node.relname] = written
+
+
+def missing_column_table(sql: str, message: str) -> str:
+    """PostgreSQL's "column … does not exist" with the table it was looked for in, when the query
+    tells: `column "name" does not exist` → `… (in users)`. Other messages are returned as they are."""
+    match = _MISSING_COLUMN.match(message)
+    if match is None or " of relation " in message:
+        return message
+    try:
+        tree = parse_sql(sql)
+    except ParseError:
+        return message
+    visitor = _Aliases()
+    visitor(tree)
+    if match["qualified"] and "." in match["qualified"]:
+        table = visitor.tables.get(match["qualified"].rsplit(".", 1)[0])
+    else:
+        tables = set(visitor.tables.values())
+        table = tables.pop() if len(tables) == 1 else None
+    if table is None:
+        return message
+    return f"{message[: match.end()]} (in {table}){message[match.end() :]}"

@@ -111,7 +111,7 @@ def test_phases_that_already_ran_are_rewound_on_the_copy(accounts, manager, targ
     )
     report = compat.check_plan(manager, plan)
     assert states(report) == {"app-v2": ["broken", "ok", "ok"]}
-    assert reasons(report, 0) == ['column "nickname" does not exist']
+    assert reasons(report, 0) == ['column "nickname" does not exist (in accounts)']
 
 
 def test_a_phase_that_does_not_apply_is_reported_and_closes_its_gate(accounts, manager):
@@ -151,7 +151,7 @@ def test_bad_files_and_queries_are_named_and_skipped_and_the_rest_checked(accoun
     plan = plan_with(accounts, manager, ("ALTER TABLE accounts DROP COLUMN plan;", "", "pending"))
     report = compat.check_plan(manager, plan)
     assert states(report) == {"app-v1": ["ok", "broken"]}
-    assert reasons(report, 1) == ['column "plan" does not exist']
+    assert reasons(report, 1) == ['column "plan" does not exist (in accounts)']
 
 
 def test_an_unreachable_target_is_stored_as_the_reports_error(accounts, manager):
@@ -169,3 +169,16 @@ def test_an_unreachable_target_is_stored_as_the_reports_error(accounts, manager)
 def test_no_queries_no_gate(accounts, manager):
     plan = plan_with(accounts, manager, ("ALTER TABLE accounts DROP COLUMN plan;", "", "pending"))
     assert "queries" not in [g.key for g in gates.evaluate(plan.phases.get())]
+
+
+def test_changing_a_phases_sql_withdraws_its_queries_override(accounts, manager):
+    from planner.models import AuditEvent
+    from planner.services import plans
+
+    plan = plan_with(accounts, manager, ("ALTER TABLE accounts DROP COLUMN plan;", "", "pending"))
+    phase = plan.phases.get()
+    compat.override(manager, phase, "the job that reads plan is off")
+    plans.update_phase_sql(manager, phase, up_sql="ALTER TABLE accounts DROP COLUMN email;", down_sql="")
+    phase.refresh_from_db()
+    assert phase.compat_override_reason == "" and phase.compat_override_by is None
+    assert AuditEvent.objects.get(action="phase.sql_changed").details["compat_override_withdrawn"] is True

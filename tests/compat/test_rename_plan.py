@@ -53,7 +53,7 @@ def test_old_version_breaks_at_contract_and_new_one_works_from_the_switch(rename
     broken = row["cells"][3]["broken"]
     assert len(broken) == 3  # the select, the insert and the update of name; not the orders query
     assert all(q["origin"].startswith("query-") and q["origin"].endswith(".json") for q in broken)
-    assert {q["reasons"][0] for q in broken} == {'column "name" does not exist'} | {
+    assert {q["reasons"][0] for q in broken} == {'column "name" does not exist (in users)'} | {
         'column "name" of relation "users" does not exist'
     }
 

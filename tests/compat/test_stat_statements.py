@@ -118,6 +118,6 @@ def test_recorded_statements_are_checked_against_a_plan(app_database, make_user)
     assert before["state"] == "ok" and before["ok"] == 3
     assert after["state"] == "broken" and len(after["broken"]) == 3
     assert {q["reasons"][0] for q in after["broken"]} == {
-        'column "name" does not exist',
+        'column "name" does not exist (in users)',
         'column "name" of relation "users" does not exist',
     }

@@ -2,7 +2,7 @@
 
 import pytest
 
-from planner.sql.queries import QueryProblem, kind_of, reads_application_tables, split_pasted
+from planner.sql.queries import QueryProblem, kind_of, missing_column_table, reads_application_tables, split_pasted
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,38 @@ def test_pasted_text_is_split_and_each_problem_has_its_line():
     pasted = split_pasted("SELECT id FROM users;\nSELEC oops;\nBEGIN;\nUPDATE users SET name = 'x';\n")
     assert [(p.line, p.problem is None) for p in pasted] == [(1, True), (2, False), (3, False), (4, True)]
     assert pasted[1].problem.startswith("does not parse")
+
+
+@pytest.mark.parametrize(
+    ("sql", "message", "expected"),
+    [
+        (
+            "SELECT id, name FROM users WHERE id = $1",
+            'column "name" does not exist',
+            'column "name" does not exist (in users)',
+        ),
+        (
+            "SELECT u.name FROM users u JOIN orders o ON true",
+            "column u.name does not exist",
+            "column u.name does not exist (in users)",
+        ),
+        (
+            "SELECT name FROM users u JOIN orders o ON true",
+            'column "name" does not exist',
+            'column "name" does not exist',
+        ),
+        (
+            "SELECT x FROM s.t",
+            'column "x" does not exist (Perhaps …)',
+            'column "x" does not exist (in s.t) (Perhaps …)',
+        ),
+        (
+            "UPDATE users SET name = 1",
+            'column "name" of relation "users" does not exist',
+            'column "name" of relation "users" does not exist',
+        ),
+        ("SELECT 1 FROM users", 'relation "users" does not exist', 'relation "users" does not exist'),
+    ],
+)
+def test_a_missing_column_is_placed_in_its_table_when_the_query_tells(sql, message, expected):
+    assert missing_column_table(sql, message) == expected
