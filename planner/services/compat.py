@@ -27,6 +27,7 @@ from planner.sqlx import offline
 
 V = ApplicationVersion.Status
 SHOWN_SQL_CHARS = 300
+CHECK_TIMEOUT_SECONDS = 60  # for the schema copy (pg_dump, restore); a web request passes less
 
 
 class CompatError(ValueError):
@@ -247,7 +248,7 @@ class ExtraQueries:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (file, why it was skipped)
 
 
-def run_check(plan: Plan, *, extra: ExtraQueries | None = None) -> dict:
+def run_check(plan: Plan, *, extra: ExtraQueries | None = None, timeout: float = CHECK_TIMEOUT_SECONDS) -> dict:
     """Check the plan's queries (and `extra`) on a shadow copy; the result as plain data, not stored."""
     phases = list(plan.phases.order_by("position"))
     stored = plan_queries(plan)
@@ -278,7 +279,7 @@ def run_check(plan: Plan, *, extra: ExtraQueries | None = None) -> dict:
         result["error"] = "no queries recorded for this target's application versions"
         return result
     try:
-        checked = compat.check_plan(plan.target.conninfo(), steps_of(phases), to_check)
+        checked = compat.check_plan(plan.target.conninfo(), steps_of(phases), to_check, timeout=timeout)
     except ShadowError as error:
         result["error"] = f"could not make a shadow copy of the target: {error}"
         return result
@@ -286,10 +287,10 @@ def run_check(plan: Plan, *, extra: ExtraQueries | None = None) -> dict:
     return result
 
 
-def check_plan(actor, plan: Plan) -> CompatibilityReport:
+def check_plan(actor, plan: Plan, *, timeout: float = CHECK_TIMEOUT_SECONDS) -> CompatibilityReport:
     """Check every recorded query against every phase boundary and store the report; audited."""
     require(actor, "add_compatibilityreport")
-    outcome = run_check(plan)
+    outcome = run_check(plan, timeout=timeout)
     with transaction.atomic():
         report = CompatibilityReport.objects.create(
             plan=plan,

@@ -27,6 +27,9 @@ MAX_PASTED_CHARS = 200_000
 SHOWN_PROBLEMS = 100  # skipped files/lines listed one message each; the audit log keeps them all
 SHOWN_SQL_CHARS = 160
 DEFAULT_STATEMENTS = 50  # pg_stat_statements' most called
+# The check runs in the request: its schema copy gives up before gunicorn's 30 s worker timeout, so a
+# slow copy ends as a stored, explained failure instead of a dropped connection.
+WEB_CHECK_TIMEOUT_SECONDS = 12  # each of pg_dump and the restore
 
 
 # -- the versions page -------------------------------------------------------------------------------
@@ -195,7 +198,7 @@ def query_delete(request, query_id: int):
 def plan_check_queries(request, plan_id: int):
     """Runs the check now, in the request: it builds a schema-only shadow copy of the target."""
     plan = get_object_or_404(Plan.objects.select_related("target"), pk=plan_id)
-    report = compat.check_plan(request.user, plan)
+    report = compat.check_plan(request.user, plan, timeout=WEB_CHECK_TIMEOUT_SECONDS)
     if report.error:
         messages.error(request, f"Queries were not checked: {report.error}")
     else:
