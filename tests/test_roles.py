@@ -14,8 +14,25 @@ def permissions_of(role):
     return set(Group.objects.get(name=role).permissions.values_list("codename", flat=True))
 
 
+VIEW = {
+    "view_targetdatabase",
+    "view_plan",
+    "view_phase",
+    "view_auditevent",
+    "view_applicationversion",
+    "view_appquery",
+    "view_compatibilityreport",
+}
+
+
 def test_viewer_can_only_view():
-    assert permissions_of("viewer") == {"view_targetdatabase", "view_plan", "view_phase", "view_auditevent"}
+    assert permissions_of("viewer") == VIEW
+
+
+def test_release_managers_keep_versions_and_both_operators_check_queries():
+    assert {"manage_versions", "add_compatibilityreport"} <= permissions_of("release manager")
+    oncall = permissions_of("on-call engineer")
+    assert "add_compatibilityreport" in oncall and "manage_versions" not in oncall
 
 
 def test_release_manager_plans_but_does_not_control_runs():
