@@ -255,7 +255,7 @@ def test_the_swap_is_catalog_only_and_locks_as_predicted(driver_for, shop, accou
 
 def test_reads_wait_at_most_a_lock_timeout_while_the_swap_waits_for_its_lock(driver_for, shop, accounts):
     """A long transaction holds the table: the swap gives up its lock request after lock_timeout and
-    retries, so reads queued behind it are never blocked much longer than that."""
+    retries, so reads queued behind it never wait longer than lock_timeout + 100 ms."""
     driver = driver_for("change_primary_key", {"table": "accounts", "columns": "tenant_id, id"})
     phases = driver.phases()
     swap = next(p for p in phases if p.name.startswith("Swap"))
@@ -283,7 +283,7 @@ def test_reads_wait_at_most_a_lock_timeout_while_the_swap_waits_for_its_lock(dri
     stop.set()
     reader.join(timeout=10)
     assert len(latencies) > 20
-    assert max(latencies) < 1.5, max(latencies)  # lock_timeout is 500 ms
+    assert max(latencies) < 0.6, max(latencies)  # lock_timeout (500 ms) + 100 ms, as for every phase
     assert primary_key(shop, "accounts") == ("tenant_id", "id")
 
 
