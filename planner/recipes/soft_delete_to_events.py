@@ -2,14 +2,15 @@
 
 expand    create `<table>_events` (id, the table's key, kind 'deleted' | 'restored' | 'purged',
           occurred_at, snapshot) indexed on (key, id DESC); a view `<table>_active` of the rows not
-          soft-deleted; and AFTER row triggers keeping the column and the events in step both ways
-          while either application version runs (the invariant below);
+          soft-deleted; AFTER row triggers keeping the column and the events in step both ways while
+          either application version runs (the invariant below), and a BEFORE INSERT trigger on the
+          events that orders each key's events by its row's lock (concurrency, below);
 backfill  history: a no-op `SET column = column` over soft-deleted rows with no event yet, which the
           table's trigger turns into their 'deleted' event (occurred_at = deleted_at; now() for a
           flag, whose time is unknown). Its rollback changes nothing: those events are true history,
           and the expand phase's down SQL drops them with the table;
 contract  once only the version that writes events runs: the view reads the latest event instead of
-          the column, the two sync triggers go and the column is dropped. Its down SQL brings the
+          the column, the three sync triggers go and the column is dropped. Its down SQL brings the
           column back filled from the latest event of each key in the same transaction, so the
           previous version, deployed again, never sees a soft-deleted row as active.
 
@@ -17,9 +18,26 @@ The invariant: a row is soft-deleted (column set, or true) exactly when the late
 (highest id) is 'deleted', and then a timestamp column equals that event's occurred_at. A write of
 the column appends the event that makes it so (nothing when it holds already: an ORM saving every
 column costs an index lookup on deleted rows, none on active ones); an inserted event updates the
-column to match, an UPDATE the first trigger then finds consistent, so nothing recurses. Both paths
-write the row, so concurrent writers of one row are serialised by its lock and the later one repairs
-the order. Hard deletes append a 'purged' event carrying the row as jsonb; that trigger stays after
+column to match, an UPDATE the first trigger then finds consistent, so nothing recurses.
+
+Concurrency: "latest" is the highest id, so ids must be drawn in the order writers of a key act, and
+each must act on what the previous one left. Every writer of a key holds its row's lock (FOR NO KEY
+UPDATE, what an UPDATE of the column takes) from before it draws an id or reads the key's events
+until it commits: the old version's UPDATE locks the row before its trigger runs; an inserted event
+locks it in the BEFORE INSERT trigger, which only then draws the event's id from the identity's
+sequence (replacing the value the default drew before the lock). So one key's ids follow the order
+its writers took the lock, which is their commit order, and while a writer holds the lock no other
+transaction holds an uncommitted event of that key. Each statement of the trigger functions takes
+its snapshot (READ COMMITTED) after the lock is held, so it sees every earlier writer's events and
+row: the event trigger sets the column to what its event, now the latest, says; the table's trigger
+compares the written column with the latest event and appends one where they differ. Without the
+lock, an id drawn before a concurrent writer's could commit after it, and an event whose UPDATE
+found nothing to change (its snapshot predating a concurrent uncommitted soft delete) took no lock
+at all, leaving the column and the latest event apart. Under REPEATABLE READ a writer whose
+snapshot predates a change of the row fails with a serialization error instead. An event for a key
+with no row (purged, or not yet committed) locks nothing and sets nothing.
+
+Hard deletes append a 'purged' event carrying the row as jsonb; that trigger stays after
 the switch, so purging soft-deleted rows later loses nothing. This plan never deletes a row: an
 archive step (deleting soft-deleted rows) could not be undone by down SQL, so it is left to the
 application, whose deletes the purge trigger records.
@@ -45,8 +63,8 @@ from planner.recipes.runbook import (
     runbook,
     validation,
 )
-from planner.recipes.sqltext import derived_name, expression, ident, literal, render, script, type_name
-from planner.recipes.sync import SyncTrigger, named_trigger, refuse_if, require_plain_column
+from planner.recipes.sqltext import as_text, derived_name, expression, ident, literal, render, script, type_name
+from planner.recipes.sync import SyncTrigger, dollar_quoted, named_trigger, refuse_if, require_plain_column
 from planner.sql.catalog import Table, qualify
 from planner.sql.typeinfo import TypeRef
 
@@ -104,6 +122,7 @@ class Shape:
     on_change: SyncTrigger  # the table: a write of the column appends its event
     on_purge: SyncTrigger  # the table: a hard delete appends 'purged' with the row
     on_event: SyncTrigger  # the events table: an inserted event sets the column
+    on_lock: SyncTrigger  # the events table, BEFORE INSERT: lock the row, then draw the event's id
 
     def outer(self, name: str) -> sql.Identifier:
         """A column of the table, qualified so a subquery over the events table still reaches it."""
@@ -190,6 +209,7 @@ def _shape(schema, params: dict) -> Shape:
         named_trigger(schema, ref, derived_name(ref.name, column.name, suffix="events"), "table"),
         named_trigger(schema, ref, derived_name(ref.name, "purge", suffix="events"), "table"),
         named_trigger(schema, events, derived_name(name, column.name, suffix="sync"), "events_table"),
+        named_trigger(schema, events, derived_name(name, column.name, suffix="lock"), "events_table"),
     )
     if len({t.function.as_string(None) for t in triggers}) < len(triggers):
         raise RecipeError("column", f"the trigger names derived from {column.name!r} collide; rename it first")
@@ -211,6 +231,7 @@ def _shape(schema, params: dict) -> Shape:
         on_change=triggers[0],
         on_purge=triggers[1],
         on_event=triggers[2],
+        on_lock=triggers[3],
     )
 
 
@@ -291,13 +312,32 @@ def _on_change_body(s: Shape) -> sql.Composable:
     )
 
 
+def _key_of_new_event(s: Shape) -> sql.Composable:
+    """The table's key = the inserted event's key (NEW is the event)."""
+    return sql.SQL(" AND ").join(
+        sql.SQL("{} = NEW.{}").format(ident(k), ident(e)) for k, e in zip(s.key, s.event_key, strict=True)
+    )
+
+
+def _on_lock_body(s: Shape) -> sql.Composable:
+    """BEFORE INSERT on the events: wait for the key's row lock, then draw the event's id (see Concurrency)."""
+    return sql.SQL(
+        "  PERFORM 1 FROM {t} WHERE {where} FOR NO KEY UPDATE;  -- after the row's earlier writers commit\n"
+        "  NEW.{id} := nextval(pg_get_serial_sequence({events}, {id_name}));  -- so id order = lock order\n"
+    ).format(
+        t=s.ref.ident,
+        where=_key_of_new_event(s),
+        id=ident("id"),
+        events=literal(s.events.regclass),
+        id_name=literal("id"),
+    )
+
+
 def _on_event_body(s: Shape) -> sql.Composable:
     """AFTER INSERT on the events: set the column to what the event says (a 'purged' row is gone)."""
     c = ident(s.column)
     at = sql.SQL("true") if s.flag else sql.SQL("NEW.{}").format(ident("occurred_at"))
-    where = sql.SQL(" AND ").join(
-        sql.SQL("{} = NEW.{}").format(ident(k), ident(e)) for k, e in zip(s.key, s.event_key, strict=True)
-    )
+    where = _key_of_new_event(s)
     return sql.SQL(
         "  IF NEW.{kind} = 'deleted' THEN\n"
         "    UPDATE {t} SET {c} = {at} WHERE {where} AND {c} IS DISTINCT FROM {at};\n"
@@ -414,16 +454,34 @@ def build(schema, params: dict) -> PlanDraft:
     )
 
 
-def _triggers(s: Shape) -> tuple[list[str], list[str], list[str]]:
-    """CREATE statements of the three triggers (change, purge, event), each with its function."""
+def _create_lock(s: Shape) -> list[str]:
+    """CREATE FUNCTION … and CREATE TRIGGER … BEFORE INSERT ON the events … FOR EACH ROW: SECURITY DEFINER
+    like the AFTER triggers (the running version may have no privilege on the sequence)."""
+    t = s.on_lock
+    function = render(
+        "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+        "SET search_path = pg_catalog, pg_temp AS ",
+        f=t.function,
+    ) + dollar_quoted(f"#variable_conflict use_column\nBEGIN\n{as_text(_on_lock_body(s))}  RETURN NEW;\nEND\n", "sync")
+    trigger = render(
+        "CREATE TRIGGER {g} BEFORE INSERT ON {e} FOR EACH ROW EXECUTE FUNCTION {f}()",
+        g=t.trigger,
+        e=s.events.ident,
+        f=t.function,
+    )
+    return [function, trigger]
+
+
+def _triggers(s: Shape) -> tuple[list[str], list[str], list[str], list[str]]:
+    """CREATE statements of the four triggers (change, purge, event, lock), each with its function."""
     change = s.on_change.create_after(sql.SQL("INSERT OR UPDATE OF {}").format(ident(s.column)), _on_change_body(s))
     purge = s.on_purge.create_after(sql.SQL("DELETE"), _on_purge_body(s))
     event = s.on_event.create_after(sql.SQL("INSERT"), _on_event_body(s))
-    return change, purge, event
+    return change, purge, event, _create_lock(s)
 
 
 def _expand(s: Shape) -> PhaseDraft:
-    change, purge, event = _triggers(s)
+    change, purge, event, lock = _triggers(s)
     events, view, column, table = s.events.key, s.view_key, s.column, s.ref.key
     guard = refuse_if(
         s.events,
@@ -434,13 +492,14 @@ def _expand(s: Shape) -> PhaseDraft:
     return PhaseDraft(
         kind="expand",
         name=f"Create {events} and the view {view}, kept in step with {column} by triggers",
-        up_sql=script(*_create_events(s), *event, *change, *purge, _view(s, replace=False, by_events=False)),
+        up_sql=script(*_create_events(s), *lock, *event, *change, *purge, _view(s, replace=False, by_events=False)),
         down_sql=script(
             guard,
             render("DROP VIEW IF EXISTS {v}", v=s.view),
             *s.on_change.drop(),
             *s.on_purge.drop(),
             *s.on_event.drop(),
+            *s.on_lock.drop(),
             DROP_EVENTS + render("DROP TABLE IF EXISTS {e}", e=s.events.ident),
         ),
         validations=[
@@ -449,6 +508,7 @@ def _expand(s: Shape) -> PhaseDraft:
             validation(f"trigger {s.on_change.name} exists", s.on_change.exists_query(), 1),
             validation(f"trigger {s.on_purge.name} exists", s.on_purge.exists_query(), 1),
             validation(f"trigger {s.on_event.name} exists", s.on_event.exists_query(), 1),
+            validation(f"trigger {s.on_lock.name} exists", s.on_lock.exists_query(), 1),
         ],
         runbook=runbook(
             rollback=f"Run the down SQL: it drops the view, the triggers and {events}. Soft deletes written as "
@@ -468,6 +528,9 @@ def _expand(s: Shape) -> PhaseDraft:
                 "The trigger functions are SECURITY DEFINER (owner: the role running this plan), so the running "
                 f"version needs no privilege on {events}; the next version does: GRANT SELECT, INSERT ON {events} "
                 f"and SELECT ON {view} to its role if it is not the owner.",
+                f"Each event inserted locks its row of {table} (FOR NO KEY UPDATE, as an UPDATE of {column} "
+                "does) until commit and only then takes its id, so writers of one row queue behind each other "
+                "(foreign-key checks, which take KEY SHARE, do not wait); the identity's own value is discarded.",
                 "TRUNCATE fires no row trigger: it records nothing.",
                 f"{view} lists the table's columns of today (a view does not follow ALTER TABLE ADD COLUMN).",
             ],
@@ -518,7 +581,7 @@ def _backfill(s: Shape) -> PhaseDraft:
 
 
 def _contract(s: Shape) -> PhaseDraft:
-    change, _purge, event = _triggers(s)
+    change, _purge, event, lock = _triggers(s)
     events, view, column, table = s.events.key, s.view_key, s.column, s.ref.key
     return PhaseDraft(
         kind="contract",
@@ -526,6 +589,7 @@ def _contract(s: Shape) -> PhaseDraft:
         # The events table first: the next version's inserts there update the table through the trigger.
         up_sql=script(
             *s.on_event.drop(if_exists=False),
+            *s.on_lock.drop(if_exists=False),
             *s.on_change.drop(if_exists=False),
             _view(s, replace=True, by_events=True),
             render("ALTER TABLE {t} DROP COLUMN {c}", t=s.ref.ident, c=ident(column)),
@@ -534,6 +598,7 @@ def _contract(s: Shape) -> PhaseDraft:
         # the event trigger before the fill, so an event inserted meanwhile waits and then sets the column.
         down_sql=script(
             *_restore_column(s),
+            *lock,
             *event,
             _fill_column(s),
             _view(s, replace=True, by_events=False),
@@ -543,12 +608,13 @@ def _contract(s: Shape) -> PhaseDraft:
             validation(f"column {column} is gone", column_exists(s.ref.regclass, column), 0),
             validation(f"trigger {s.on_change.name} is gone", s.on_change.exists_query(), 0),
             validation(f"trigger {s.on_event.name} is gone", s.on_event.exists_query(), 0),
+            validation(f"trigger {s.on_lock.name} is gone", s.on_lock.exists_query(), 0),
             validation(f"trigger {s.on_purge.name} stays", s.on_purge.exists_query(), 1),
             validation(f"view {view} exists", _relation_exists(s.view_regclass), 1),
         ],
         runbook=runbook(
             rollback=f"Run the down SQL: {column} comes back filled from the latest event of every key in the "
-            f"same transaction, {view} reads it again and both sync triggers return, so soft deletes and "
+            f"same transaction, {view} reads it again and the sync triggers return, so soft deletes and "
             "restores written as events since the switch survive and the previous version can be deployed "
             "again at once. "
             + ("Active rows get false (not NULL). " if s.flag else "")

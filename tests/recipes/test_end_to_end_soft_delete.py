@@ -7,6 +7,7 @@ before the plan change only where a test says so and are put back before the com
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -226,27 +227,43 @@ def test_hard_deletes_keep_the_row_and_block_dropping_the_events(driver_for, sho
 
 
 def test_concurrent_writers_of_one_row_leave_column_and_events_in_step(driver_for, shop):
-    """Old and new version flipping the same rows at once: row locks order them, the triggers repair."""
+    """Old and new version flipping the same few rows at once: every writer of a key holds its row lock
+    before its event takes an id, so the latest event and the column agree in every committed state.
+
+    The check also runs while they write: a writer commits the column and its event together, and one
+    key's writers commit in lock order, so any snapshot holds a consistent prefix of each key's writes.
+    """
     soft_deletes(shop)
     driver = driver_for("soft_delete_to_events", PARAMS)
     phases = driver.phases()
     driver.run(phases[0])
     driver.run(phases[1])
+    mismatches = phases[1].validations[0]["sql"]
+    keys = (1, 2, 3)  # few rows, many writers: most writes wait on another writer of the same row
 
     def flip_old(connection, rng):
         connection.execute(
             "UPDATE users SET deleted_at = CASE WHEN deleted_at IS NULL THEN now() END WHERE id = %s",
-            [rng.randint(1, 5)],
+            [rng.choice(keys)],
         )
+
+    def save_old(connection, rng):  # the column written back unchanged: the trigger's repair path
+        connection.execute("UPDATE users SET name = name, deleted_at = deleted_at WHERE id = %s", [rng.choice(keys)])
 
     def flip_new(connection, rng):
         kind = rng.choice(["deleted", "restored"])
-        connection.execute("INSERT INTO users_events (users_id, kind) VALUES (%s, %s)", [rng.randint(1, 5), kind])
+        connection.execute("INSERT INTO users_events (users_id, kind) VALUES (%s, %s)", [rng.choice(keys), kind])
 
-    with Workload(shop, (flip_old, flip_new), threads=6):
-        pass
-    assert execute(shop, phases[1].validations[0]["sql"]) == [(0,)]
-    assert execute(shop, "SELECT count(*) FROM users_events WHERE users_id <= 5") != [(0,)]
+    seen = []
+    with Workload(shop, (flip_old, flip_old, save_old, flip_new, flip_new, flip_new), threads=8) as workload:
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            seen.append(execute(shop, mismatches)[0][0])
+            time.sleep(0.05)
+    assert workload.done > 500, "too little traffic to exercise the race"
+    assert seen.count(0) == len(seen), f"mismatched rows seen mid-run: {seen}"
+    assert execute(shop, mismatches) == [(0,)]
+    assert execute(shop, "SELECT count(DISTINCT kind) FROM users_events WHERE users_id <= 3") == [(2,)]
 
 
 def test_rolled_back_before_the_backfill(driver_for, shop):
