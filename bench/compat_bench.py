@@ -1,7 +1,7 @@
 """Query-compatibility check: what checking every query at every phase boundary costs.
 
     .venv/bin/python bench/compat_bench.py [--dsn postgresql://postgres@127.0.0.1:5432/postgres]
-                                           [--tables 40] [--queries 200] [--phases 6]
+                                           [--tables 40] [--queries 200] [--phases 6] [--repeat 5]
 
 Needs no planner store: it talks to a PostgreSQL server directly (default: the embedded one of
 `.planner/`, started if needed). Creates a scratch target database with `--tables` tables, writes
@@ -33,12 +33,12 @@ from planner.pg import compat  # noqa: E402
 from planner.pg.shadow import shadow_database  # noqa: E402
 
 
-def server_url(dsn: str | None) -> str:
-    if dsn:
-        return dsn
+def embedded_server():
+    """The embedded server of `.planner/` and whether this run starts it (then it stops it too)."""
     from planner.embedded import EmbeddedPostgres, default_data_root
 
-    return EmbeddedPostgres(default_data_root()).start()
+    server = EmbeddedPostgres(default_data_root())
+    return server, server.running_pid() is None
 
 
 def make_target(server: str, tables: int) -> str:
@@ -109,13 +109,15 @@ def main() -> None:
     parser.add_argument("--tables", type=int, default=40)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--phases", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each; the best is reported")
     args = parser.parse_args()
-    server = server_url(args.dsn)
+    embedded, started_here = (None, False) if args.dsn else embedded_server()
+    server = args.dsn or embedded.start()
     dsn = make_target(server, args.tables)
     try:
         queries, steps = queries_for(args.tables, args.queries), steps_for(min(args.phases, args.tables))
-        base = min(baseline(dsn, queries) for _ in range(3))
-        timings = [ours(dsn, queries, steps) for _ in range(3)]
+        base = min(baseline(dsn, queries) for _ in range(args.repeat))
+        timings = [ours(dsn, queries, steps) for _ in range(args.repeat)]
         best, result = min(timings, key=lambda pair: pair[0])
         boundaries = len(result["boundaries"])
         broken = sum(1 for outcome in result["results"].get(steps[-1].key, {}).values() if outcome["state"] == "broken")
@@ -133,6 +135,8 @@ def main() -> None:
                     sql.Identifier(conninfo_to_dict(dsn)["dbname"])
                 )
             )
+        if started_here:
+            embedded.stop()
 
 
 if __name__ == "__main__":
