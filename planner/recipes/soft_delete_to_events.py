@@ -63,8 +63,8 @@ from planner.recipes.runbook import (
     runbook,
     validation,
 )
-from planner.recipes.sqltext import as_text, derived_name, expression, ident, literal, render, script, type_name
-from planner.recipes.sync import SyncTrigger, dollar_quoted, named_trigger, refuse_if, require_plain_column
+from planner.recipes.sqltext import derived_name, expression, ident, literal, render, script, type_name
+from planner.recipes.sync import SyncTrigger, named_trigger, refuse_if, require_plain_column
 from planner.sql.catalog import Table, qualify
 from planner.sql.typeinfo import TypeRef
 
@@ -455,21 +455,9 @@ def build(schema, params: dict) -> PlanDraft:
 
 
 def _create_lock(s: Shape) -> list[str]:
-    """CREATE FUNCTION … and CREATE TRIGGER … BEFORE INSERT ON the events … FOR EACH ROW: SECURITY DEFINER
-    like the AFTER triggers (the running version may have no privilege on the sequence)."""
-    t = s.on_lock
-    function = render(
-        "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
-        "SET search_path = pg_catalog, pg_temp AS ",
-        f=t.function,
-    ) + dollar_quoted(f"#variable_conflict use_column\nBEGIN\n{as_text(_on_lock_body(s))}  RETURN NEW;\nEND\n", "sync")
-    trigger = render(
-        "CREATE TRIGGER {g} BEFORE INSERT ON {e} FOR EACH ROW EXECUTE FUNCTION {f}()",
-        g=t.trigger,
-        e=s.events.ident,
-        f=t.function,
-    )
-    return [function, trigger]
+    """The events table's BEFORE INSERT trigger: SECURITY DEFINER like the AFTER triggers (the running
+    version may have no privilege on the sequence)."""
+    return s.on_lock.create_definer("BEFORE", sql.SQL("INSERT"), _on_lock_body(s))
 
 
 def _triggers(s: Shape) -> tuple[list[str], list[str], list[str], list[str]]:

@@ -49,21 +49,28 @@ class SyncTrigger:
 
     def create_after(self, events: sql.Composable, body: sql.Composable) -> list[str]:
         """CREATE FUNCTION … and CREATE TRIGGER … AFTER `events` … FOR EACH ROW, for a body that writes
-        another table (an AFTER row trigger's result is ignored, so it returns NULL).
+        another table (an AFTER row trigger's result is ignored, so it returns NULL)."""
+        return self.create_definer("AFTER", events, body)
+
+    def create_definer(self, timing: str, events: sql.Composable, body: sql.Composable) -> list[str]:
+        """CREATE FUNCTION … and CREATE TRIGGER … `timing` (BEFORE or AFTER) `events` … FOR EACH ROW.
 
         SECURITY DEFINER with a pinned search_path: the body writes on the application's behalf to a
         table the application's role may have no privileges on (one the plan creates), and that write
         must not fail the application's statement. `use_column` lets a column named like a PL/pgSQL
-        variable (`found`, `tg_op`) still be read as the column.
+        variable (`found`, `tg_op`) still be read as the column. A BEFORE trigger returns NEW (the
+        row goes on as the body left it), an AFTER trigger NULL (its result is ignored).
         """
+        result = {"BEFORE": "NEW", "AFTER": "NULL"}[timing]
         function = render(
             "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
             "SET search_path = pg_catalog, pg_temp AS ",
             f=self.function,
-        ) + dollar_quoted(f"#variable_conflict use_column\nBEGIN\n{as_text(body)}  RETURN NULL;\nEND\n", "sync")
+        ) + dollar_quoted(f"#variable_conflict use_column\nBEGIN\n{as_text(body)}  RETURN {result};\nEND\n", "sync")
         trigger = render(
-            "CREATE TRIGGER {g} AFTER {e} ON {t} FOR EACH ROW EXECUTE FUNCTION {f}()",
+            "CREATE TRIGGER {g} {w} {e} ON {t} FOR EACH ROW EXECUTE FUNCTION {f}()",
             g=self.trigger,
+            w=sql.SQL(timing),
             e=events,
             t=self.ref.ident,
             f=self.function,
