@@ -194,7 +194,7 @@ def check_plan(conninfo: str, steps: list[Step], queries: list[Query], *, timeou
                     break
             if broken_at is None:
                 results["before"] = check_queries(conn, queries)
-            for boundary, step in zip(boundaries[1:], steps, strict=True):
+            for previous, boundary, step in zip(boundaries, boundaries[1:], steps, strict=False):
                 if broken_at is None and step.up_sql.strip():
                     try:
                         apply_sql(conn, step.up_sql)
@@ -203,8 +203,8 @@ def check_plan(conninfo: str, steps: list[Step], queries: list[Query], *, timeou
                 if broken_at is not None:
                     boundary["error"] = scrub(broken_at, conninfo)
                     continue
-                previous = results.get(boundaries[boundaries.index(boundary) - 1]["key"])
-                results[step.key] = previous if not step.up_sql.strip() and previous else check_queries(conn, queries)
+                unchanged = results.get(previous["key"]) if not step.up_sql.strip() else None
+                results[step.key] = unchanged or check_queries(conn, queries)
             if broken_at is not None:
                 boundaries[0]["error"] = None if "before" in results else scrub(broken_at, conninfo)
     return {"boundaries": boundaries, "results": results}

@@ -106,6 +106,19 @@ def _replace(version: ApplicationVersion, source: str, wanted: dict[str, dict]) 
     return summary
 
 
+def checkable(data: offline.OfflineData) -> tuple[list[offline.OfflineQuery], list[tuple[str, str]]]:
+    """The queries of offline data PostgreSQL can check, and (file, why) for every file skipped."""
+    queries, problems = [], [(p.origin, p.message) for p in data.problems]
+    for query in data.queries:
+        try:
+            kind_of(query.sql)
+        except QueryProblem as error:
+            problems.append((query.origin, f"the query {error}"))
+        else:
+            queries.append(query)
+    return queries, problems
+
+
 def import_sqlx_files(actor, version: ApplicationVersion, files: list[tuple[str, bytes]]) -> ImportSummary:
     """The version's sqlx queries become those of `files` (named contents of a `.sqlx` directory).
 
@@ -113,14 +126,8 @@ def import_sqlx_files(actor, version: ApplicationVersion, files: list[tuple[str,
     named in the summary; the others are imported."""
     require(actor, "manage_versions")
     data = offline.read_files(files)
-    wanted, problems = {}, [(p.origin, p.message) for p in data.problems]
-    for query in data.queries:
-        try:
-            kind_of(query.sql)
-        except QueryProblem as error:
-            problems.append((query.origin, f"the query {error}"))
-            continue
-        wanted[query.query_hash] = {"origin": query.origin, "sql": query.sql, "describe": query.describe()}
+    queries, problems = checkable(data)
+    wanted = {q.query_hash: {"origin": q.origin, "sql": q.sql, "describe": q.describe()} for q in queries}
     if not wanted and not problems:
         raise CompatError("files: no query-*.json file found; upload the files of your .sqlx directory")
     with transaction.atomic():

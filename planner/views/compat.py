@@ -74,6 +74,19 @@ def _to_versions(target_id: int, version: ApplicationVersion | None = None):
     return redirect(reverse("target-versions", args=[target_id]) + anchor)
 
 
+def _import(request, version: ApplicationVersion, what: str, run, nothing: str = "nothing imported"):
+    """Run one import of queries; its refusal or its summary becomes messages on the versions page."""
+    try:
+        summary = run()
+    except compat.CompatError as error:
+        messages.error(request, f"{version.name}: {nothing}: {error}")
+    except StatStatementsUnavailable as error:
+        messages.error(request, f"{version.name}: {nothing} from {version.target.name}: {error}")
+    else:
+        _report_import(request, version, what, summary)
+    return _to_versions(version.target_id, version)
+
+
 def _report_import(request, version: ApplicationVersion, what: str, summary: compat.ImportSummary) -> None:
     """The summary as one message, then every skipped file or line with its reason."""
     level = messages.warning if summary.problems else messages.success
@@ -134,13 +147,9 @@ def version_upload_sqlx(request, version_id: int):
         messages.error(request, f"{version.name}: nothing imported: {why}.")
         return _to_versions(version.target_id, version)
     files = [(upload.name, upload.read()) for upload in uploads]
-    try:
-        summary = compat.import_sqlx_files(request.user, version, files)
-    except compat.CompatError as error:
-        messages.error(request, f"{version.name}: nothing imported: {error}")
-    else:
-        _report_import(request, version, "sqlx offline files", summary)
-    return _to_versions(version.target_id, version)
+    return _import(
+        request, version, "sqlx offline files", lambda: compat.import_sqlx_files(request.user, version, files)
+    )
 
 
 @require_POST
@@ -151,13 +160,9 @@ def version_paste(request, version_id: int):
     if len(text) > MAX_PASTED_CHARS:
         messages.error(request, f"{version.name}: nothing added: paste at most {MAX_PASTED_CHARS:,} characters.")
         return _to_versions(version.target_id, version)
-    try:
-        summary = compat.add_pasted(request.user, version, text)
-    except compat.CompatError as error:
-        messages.error(request, f"{version.name}: nothing added: {error}")
-    else:
-        _report_import(request, version, "pasted queries", summary)
-    return _to_versions(version.target_id, version)
+    return _import(
+        request, version, "pasted queries", lambda: compat.add_pasted(request.user, version, text), "nothing added"
+    )
 
 
 @require_POST
@@ -169,15 +174,9 @@ def version_import_stat_statements(request, version_id: int):
     except ValueError:
         messages.error(request, f"{version.name}: nothing imported: limit: give a whole number of statements")
         return _to_versions(version.target_id, version)
-    try:
-        summary = compat.import_stat_statements(request.user, version, limit)
-    except compat.CompatError as error:
-        messages.error(request, f"{version.name}: nothing imported: {error}")
-    except StatStatementsUnavailable as error:
-        messages.error(request, f"{version.name}: nothing imported from {version.target.name}: {error}")
-    else:
-        _report_import(request, version, "pg_stat_statements", summary)
-    return _to_versions(version.target_id, version)
+    return _import(
+        request, version, "pg_stat_statements", lambda: compat.import_stat_statements(request.user, version, limit)
+    )
 
 
 @require_POST

@@ -91,16 +91,7 @@ class Command(BaseCommand):
             read = offline.read_directory(options["sqlx_dir"])
         except FileNotFoundError as error:
             raise CommandError(f"--sqlx-dir: {error}", returncode=BAD_INPUT) from None
-        from planner.sql.queries import QueryProblem, kind_of
-
-        queries, problems = [], [(p.origin, p.message) for p in read.problems]
-        for query in read.queries:
-            try:
-                kind_of(query.sql)
-            except QueryProblem as error:
-                problems.append((query.origin, f"the query {error}"))
-            else:
-                queries.append(query)
+        queries, problems = compat.checkable(read)
         if not queries and not problems:
             raise CommandError(f"--sqlx-dir: no query-*.json file in {options['sqlx_dir']}", returncode=BAD_INPUT)
         name = options["app_version"] or _dir_name(options["sqlx_dir"])
